@@ -1,0 +1,64 @@
+/*
+ * backend - the object-store interface: one operations table, one opaque
+ * instance pointer, as s3backer's struct s3backer_store does.
+ *
+ * Object names are "VOLUME/NAME" with VOLUME a valid volume name and NAME
+ * one of "super" or a 16-digit lower-case hex sequence number; a backend
+ * treats them as opaque keys with '/' as the hierarchy delimiter.
+ *
+ * Threads: every operation is synchronous and may be called from any
+ * thread concurrently; an implementation does its own locking.
+ * Errors: negative errno; -ENOENT for a missing object.
+ * Ownership: the caller owns all buffers; list() returns a GPtrArray of
+ * g_malloc'd names (free function set) that the caller unrefs.
+ */
+#ifndef LSVD_BACKEND_H
+#define LSVD_BACKEND_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <glib.h>
+
+#include "lsvd.h"
+
+struct backend_ops {
+    /* Store @iov as object @name, atomically: readers see all or nothing.
+     * Durable when it returns 0. */
+    int (*put)(void *be, const char *name, const struct iovec *iov,
+               int iovcnt);
+    /* Read up to @len bytes at @offset; returns the count (short only at
+     * the end of the object) or -errno. */
+    ssize_t (*get_range)(void *be, const char *name, uint64_t offset,
+                         void *buf, size_t len);
+    /* -ENOENT if absent. */
+    int (*del)(void *be, const char *name);
+    /* Immediate children of @prefix ("" or ending in '/'): object names in
+     * full, and deeper levels as "prefix/child/", sorted. */
+    int (*list)(void *be, const char *prefix, GPtrArray **names);
+    /* Size of object @name, or -ENOENT. */
+    int (*head)(void *be, const char *name, uint64_t *size);
+    void (*destroy)(void *be);
+};
+
+struct backend {
+    const struct backend_ops *ops;
+    void *be;
+};
+
+/* Open the backend named by a URL (dir:///path). */
+int backend_open(const char *url, struct backend *out, struct lsvd_err *err);
+
+static inline void backend_close(struct backend *b)
+{
+    if (b->ops) {
+        b->ops->destroy(b->be);
+        b->ops = NULL;
+    }
+}
+
+/* The local directory store. */
+int backend_dir_open(const char *root, bool create, struct backend *out,
+                     struct lsvd_err *err);
+
+#endif /* LSVD_BACKEND_H */

@@ -1,0 +1,276 @@
+/*
+ * backend_dir.c - an object store in a local directory: the embedded
+ * default, usable with no server at all.
+ *
+ * Object "VOL/NAME" is the file ROOT/VOL/NAME.  A PUT writes a hidden
+ * temporary file beside it, fsyncs it, renames it into place and fsyncs
+ * the directory, so a reader sees all of an object or none of it, and an
+ * object is durable once put() returns.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "backend.h"
+#include "util.h"
+
+struct dir_store {
+    char *root;
+};
+
+/* Names are ours, but refuse anything that could leave the root. */
+static bool name_ok(const char *name)
+{
+    return name[0] != '/' && name[0] != '.' && !strstr(name, "/.") &&
+           !strstr(name, "//");
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ret = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) < 0) {
+        ret = -errno;
+    }
+    close(fd);
+    return ret;
+}
+
+static int write_all(int fd, const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+
+        while (left > 0) {
+            ssize_t n = write(fd, p, left);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                return -errno;
+            }
+            p += n;
+            left -= n;
+        }
+    }
+    return 0;
+}
+
+static int dir_put(void *be, const char *name, const struct iovec *iov,
+                   int iovcnt)
+{
+    struct dir_store *s = be;
+    g_autofree char *path = NULL, *dir = NULL, *tmp = NULL;
+    int fd, ret;
+
+    if (!name_ok(name)) {
+        return -EINVAL;
+    }
+    path = g_build_filename(s->root, name, NULL);
+    dir = g_path_get_dirname(path);
+    if (g_mkdir_with_parents(dir, 0755) < 0) {
+        return -errno;
+    }
+    tmp = g_strdup_printf("%s/.tmp.%s.%08x", dir, strrchr(path, '/') + 1,
+                          g_random_int());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -errno;
+    }
+    ret = write_all(fd, iov, iovcnt);
+    if (ret == 0 && fsync(fd) < 0) {
+        ret = -errno;
+    }
+    close(fd);
+    if (ret == 0 && rename(tmp, path) < 0) {
+        ret = -errno;
+    }
+    if (ret < 0) {
+        unlink(tmp);
+        return ret;
+    }
+    return fsync_dir(dir);
+}
+
+static ssize_t dir_get_range(void *be, const char *name, uint64_t offset,
+                             void *buf, size_t len)
+{
+    struct dir_store *s = be;
+    g_autofree char *path = NULL;
+    size_t done = 0;
+    int fd;
+
+    if (!name_ok(name)) {
+        return -EINVAL;
+    }
+    path = g_build_filename(s->root, name, NULL);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, offset + done);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            int ret = -errno;
+            close(fd);
+            return ret;
+        }
+        if (n == 0) {
+            break;
+        }
+        done += n;
+    }
+    close(fd);
+    return done;
+}
+
+static int dir_del(void *be, const char *name)
+{
+    struct dir_store *s = be;
+    g_autofree char *path = NULL, *dir = NULL;
+    int ret;
+
+    if (!name_ok(name)) {
+        return -EINVAL;
+    }
+    path = g_build_filename(s->root, name, NULL);
+    if (unlink(path) < 0) {
+        return -errno;
+    }
+    dir = g_path_get_dirname(path);
+    ret = fsync_dir(dir);
+    if (strcmp(dir, s->root) != 0) {
+        rmdir(dir);     /* drops an emptied volume directory, else fails */
+    }
+    return ret;
+}
+
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int dir_list(void *be, const char *prefix, GPtrArray **out)
+{
+    struct dir_store *s = be;
+    g_autofree char *path = NULL;
+    GPtrArray *names;
+    struct dirent *de;
+    DIR *d;
+
+    if (*prefix && (!name_ok(prefix) || !g_str_has_suffix(prefix, "/"))) {
+        return -EINVAL;
+    }
+    path = g_build_filename(s->root, prefix, NULL);
+    d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT && *prefix) {
+            *out = g_ptr_array_new_with_free_func(g_free);
+            return 0;
+        }
+        return -errno;
+    }
+    names = g_ptr_array_new_with_free_func(g_free);
+    while ((de = readdir(d))) {
+        bool is_dir;
+
+        if (de->d_name[0] == '.') {
+            continue;       /* ".", "..", and PUTs in progress */
+        }
+        if (de->d_type == DT_UNKNOWN) {
+            struct stat st;
+            g_autofree char *p = g_build_filename(path, de->d_name, NULL);
+            is_dir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+        } else {
+            is_dir = de->d_type == DT_DIR;
+        }
+        g_ptr_array_add(names, g_strdup_printf("%s%s%s", prefix, de->d_name,
+                                               is_dir ? "/" : ""));
+    }
+    closedir(d);
+    g_ptr_array_sort(names, cmp_names);
+    *out = names;
+    return 0;
+}
+
+static int dir_head(void *be, const char *name, uint64_t *size)
+{
+    struct dir_store *s = be;
+    g_autofree char *path = NULL;
+    struct stat st;
+
+    if (!name_ok(name)) {
+        return -EINVAL;
+    }
+    path = g_build_filename(s->root, name, NULL);
+    if (stat(path, &st) < 0) {
+        return -errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return -ENOENT;
+    }
+    *size = st.st_size;
+    return 0;
+}
+
+static void dir_destroy(void *be)
+{
+    struct dir_store *s = be;
+
+    g_free(s->root);
+    g_free(s);
+}
+
+static const struct backend_ops dir_ops = {
+    .put = dir_put,
+    .get_range = dir_get_range,
+    .del = dir_del,
+    .list = dir_list,
+    .head = dir_head,
+    .destroy = dir_destroy,
+};
+
+int backend_dir_open(const char *root, bool create, struct backend *out,
+                     struct lsvd_err *err)
+{
+    struct dir_store *s;
+
+    if (create && g_mkdir_with_parents(root, 0755) < 0) {
+        return lsvd_fail(err, -errno, "cannot create store directory %s: %s",
+                         root, g_strerror(errno));
+    }
+    if (!g_file_test(root, G_FILE_TEST_IS_DIR)) {
+        return lsvd_fail(err, -ENOENT, "store directory %s does not exist",
+                         root);
+    }
+    s = g_new0(struct dir_store, 1);
+    s->root = g_strdup(root);
+    out->ops = &dir_ops;
+    out->be = s;
+    return 0;
+}
+
+int backend_open(const char *url, struct backend *out, struct lsvd_err *err)
+{
+    if (g_str_has_prefix(url, "dir://")) {
+        /* the directory is made on first use so that the embedded default
+         * works on a machine where nothing was set up */
+        return backend_dir_open(url + strlen("dir://"), true, out, err);
+    }
+    return lsvd_fail(err, -ENOTSUP, "unsupported backend URL '%s'", url);
+}

@@ -1,0 +1,156 @@
+/*
+ * format - encoders and parsers for every on-disk and in-object structure:
+ * the volume superblock object, data object headers, the journal superblock
+ * and journal record headers.  docs/format.md describes them byte by byte;
+ * keep the two in step.
+ *
+ * All fields are little-endian and are read and written through get_le*()
+ * and put_le*() on byte buffers, never through struct overlays.  Every
+ * parser here takes untrusted bytes, checks lengths before reading, and
+ * has a fuzz target in tests/fuzz/.
+ *
+ * Threads: pure functions.  Errors: -EINVAL for a malformed structure,
+ * -EIO for a CRC mismatch, -EPROTONOSUPPORT for an unknown version.
+ * Ownership: parsed tables are g_malloc'd; free with the matching _free().
+ */
+#ifndef LSVD_FORMAT_H
+#define LSVD_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define FMT_VERSION 1
+
+/* ---- objects: shared prefix ------------------------------------------- */
+#define OBJ_MAGIC "LSVDOBJ"         /* 8 bytes with the NUL */
+#define OBJ_TYPE_DATA 1
+#define OBJ_TYPE_CHECKPOINT 2       /* reserved: not written yet */
+#define OBJ_TYPE_SUPER 3
+
+/* ---- volume superblock object "VOL/super" ----------------------------- */
+#define SUPER_FIXED_LEN 256
+#define SUPER_MAX_SNAPS 1024
+#define SUPER_BASE_NAME_LEN 128
+
+struct super {
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t size;              /* bytes */
+    uint64_t created;           /* Unix seconds */
+    uint64_t writer_epoch;      /* single-writer fencing (reserved, 0) */
+    uint64_t base_seq;          /* clone: newest base object used (0) */
+    char base_name[SUPER_BASE_NAME_LEN + 1];  /* clone base volume ("") */
+    uint32_t n_snaps;
+    uint64_t *snaps;            /* snapshot sequence numbers */
+};
+
+/* Encode into a g_malloc'd buffer of *len bytes. */
+uint8_t *super_encode(const struct super *sb, size_t *len);
+int super_parse(const uint8_t *buf, size_t len, struct super *sb);
+void super_free(struct super *sb);
+
+/* ---- data object header ----------------------------------------------- */
+#define OBJ_FIXED_LEN 128
+#define OBJ_EXTENT_LEN 24
+#define OBJ_CHUNK_LEN 16
+#define OBJ_DEFERRED_LEN 16
+#define OBJ_CHUNK_SIZE 65536        /* raw bytes per chunk, all but last */
+#define OBJ_MAX_HDR_LEN (16u << 20)
+
+#define OBJ_EXT_ZERO 0x1            /* extent reads as zeros, has no data */
+#define OBJ_CHUNK_LZ4 0x1           /* chunk is one LZ4 block */
+
+struct obj_extent {
+    uint64_t lba;                   /* sectors */
+    uint32_t sectors;
+    uint32_t flags;
+    uint64_t off;                   /* byte offset in the raw data stream */
+};
+
+struct obj_chunk {
+    uint32_t raw_len;
+    uint32_t stored_len;
+    uint32_t flags;
+    uint32_t crc;                   /* CRC32C of the stored bytes */
+};
+
+struct obj_header {
+    uint16_t type;
+    uint32_t hdr_len;
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t seq;
+    uint64_t jseq;                  /* newest journal record inside (0) */
+    uint64_t vol_size;
+    uint64_t data_len;              /* stored bytes after the header */
+    uint64_t raw_len;               /* raw (uncompressed) bytes */
+    uint64_t writer_epoch;
+    uint64_t ckpt_seq;
+    uint32_t chunk_size;
+    uint32_t n_extents, n_chunks, n_deferred;
+    struct obj_extent *extents;
+    struct obj_chunk *chunks;
+    uint64_t *deferred;             /* n_deferred pairs (n0, ngc) */
+};
+
+/* Encode @h (with its tables) into a g_malloc'd buffer of h->hdr_len
+ * bytes; sets h->hdr_len. */
+uint8_t *obj_header_encode(struct obj_header *h);
+/*
+ * Parse a header from the first @len bytes of an object.  If @len is too
+ * short for the whole header, returns -EAGAIN with h->hdr_len set to the
+ * length needed (read that much and call again).
+ */
+int obj_header_parse(const uint8_t *buf, size_t len, struct obj_header *h);
+void obj_header_free(struct obj_header *h);
+
+/* ---- journal ----------------------------------------------------------- */
+#define JNL_BLOCK 4096
+#define JNL_MAGIC "LSVDJNL"
+#define REC_MAGIC "LSVDREC"
+#define REC_FIXED_LEN 64
+#define REC_EXTENT_LEN 16
+#define REC_MAX_EXTENTS ((JNL_BLOCK - REC_FIXED_LEN) / REC_EXTENT_LEN)
+
+#define REC_TYPE_WRITE 1            /* extents with data */
+#define REC_TYPE_ZERO 2             /* extents that read as zeros, no data */
+#define REC_TYPE_PAD 3              /* skip data_len bytes (wrap-around) */
+
+struct jnl_super {
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t start_seq;             /* seq of the record at data_start */
+    uint64_t data_start;            /* byte offset of the first record */
+    uint64_t size;                  /* bytes the journal may occupy */
+};
+
+void jnl_super_encode(const struct jnl_super *js, uint8_t buf[JNL_BLOCK]);
+int jnl_super_parse(const uint8_t *buf, size_t len, struct jnl_super *js);
+
+struct rec_extent {
+    uint64_t lba;
+    uint32_t sectors;
+    uint32_t flags;
+};
+
+struct rec_header {
+    uint16_t type;
+    uint32_t n_extents;
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t seq;
+    uint64_t data_len;              /* bytes after the header block */
+    uint32_t crc;                   /* over header (crc = 0) then data */
+    struct rec_extent extents[REC_MAX_EXTENTS];
+};
+
+/* Encode the header block; the CRC field is computed over the header and
+ * the @data_len bytes of @data (iovec), which must be padded already. */
+void rec_header_encode(struct rec_header *r, uint8_t buf[JNL_BLOCK],
+                       const struct iovec *data, int iovcnt);
+/* Parse a header block; checks everything but the data CRC. */
+int rec_header_parse(const uint8_t *buf, size_t len, struct rec_header *r);
+/* Check the CRC of a parsed header block plus its data. */
+bool rec_crc_ok(const uint8_t buf[JNL_BLOCK], const struct rec_header *r,
+                const void *data);
+
+#endif /* LSVD_FORMAT_H */

@@ -1,0 +1,85 @@
+/*
+ * util.c - CRC32C, messages, logging, UUIDs.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/random.h>
+
+#include <glib.h>
+#include <isa-l/crc.h>
+
+uint32_t lsvd_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    /*
+     * ISA-L's crc32_iscsi() takes and returns the raw register value; the
+     * standard CRC32C inverts it on the way in and out.  Doing that here
+     * makes lsvd_crc32c(0, "123456789", 9) == 0xe3069283, the check value.
+     */
+    const unsigned char *p = buf;
+    uint32_t c = ~crc;
+
+    while (len > 0) {
+        int n = len > INT32_MAX ? INT32_MAX : (int)len;
+        c = crc32_iscsi((unsigned char *)p, n, c);
+        p += n;
+        len -= n;
+    }
+    return ~c;
+}
+
+int lsvd_fail(struct lsvd_err *err, int ret, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err) {
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return ret;
+}
+
+static lsvd_log_fn *log_fn;
+static void *log_arg;
+
+void lsvd_set_log_handler(lsvd_log_fn *fn, void *arg)
+{
+    __atomic_store_n(&log_arg, arg, __ATOMIC_RELEASE);
+    __atomic_store_n(&log_fn, fn, __ATOMIC_RELEASE);
+}
+
+void lsvd_log(enum lsvd_log_level level, const char *fmt, ...)
+{
+    lsvd_log_fn *fn = __atomic_load_n(&log_fn, __ATOMIC_ACQUIRE);
+    char msg[512];
+    va_list ap;
+
+    if (!fn) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fn(__atomic_load_n(&log_arg, __ATOMIC_ACQUIRE), level, msg);
+}
+
+int lsvd_uuid_generate(uint8_t uuid[LSVD_UUID_LEN])
+{
+    if (getrandom(uuid, LSVD_UUID_LEN, 0) != LSVD_UUID_LEN) {
+        return -errno;
+    }
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    return 0;
+}
+
+void lsvd_uuid_format(const uint8_t u[LSVD_UUID_LEN], char out[37])
+{
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+             u[10], u[11], u[12], u[13], u[14], u[15]);
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install, idempotently, every Debian package the build and the tests need.
+# Run as root on Debian 12 (bookworm).  Never uses `apt-get build-dep qemu`:
+# that pulls ~250 packages and removes libcurl4-openssl-dev.
+set -euo pipefail
+
+PKGS=(
+    # toolchain and build system
+    build-essential pkg-config meson ninja-build ccache python3 git dpkg-dev
+    # lsvd-core
+    libglib2.0-dev liburing-dev liblz4-dev libcurl4-openssl-dev libssl-dev
+    libisal-dev
+    # QEMU (tools + x86_64 system emulator), see shared ENVIRONMENT.md
+    libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
+    # tests: fuzzing (libFuzzer ships with clang)
+    clang
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup-deps: all ${#PKGS[@]} packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-deps: missing packages (${missing[*]}); run as root" >&2
+    exit 1
+fi
+
+echo "setup-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
