@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(
     # toolchain and build system
     build-essential pkg-config meson ninja-build ccache python3 git dpkg-dev
+    e2fsprogs
     # lsvd-core
     libglib2.0-dev liburing-dev liblz4-dev libcurl4-openssl-dev libssl-dev
     libisal-dev

@@ -1,0 +1,58 @@
+# LSVD: the two commands of the README, and the steps they are made of.
+#
+#   make demo    set up a fresh Debian 12 machine (as root), build, and run
+#                the demo on the embedded default store
+#   make check   set up, build, and run every test
+#
+# Other targets: setup, core, qemu, test-core, test-asan, test-qemu, fuzz,
+# clean.  Everything built lands in build/ (git-ignored).
+
+TOP        := $(CURDIR)
+BUILD      := $(TOP)/build
+PREFIX     := $(BUILD)/prefix
+FUZZ_SECONDS ?= 10
+
+.PHONY: all setup core qemu demo check test-core test-asan test-qemu fuzz clean
+
+all: qemu
+
+# Debian packages and QEMU's pinned source (idempotent).
+setup:
+	bash scripts/setup-deps.sh
+	bash scripts/fetch-qemu.sh
+
+$(BUILD)/core/build.ninja:
+	meson setup $(BUILD)/core --prefix=$(PREFIX) --libdir=lib \
+		-Ddefault_library=static
+
+# lsvd-core: liblsvd.a, lsvd.pc, the lsvd command and the unit tests.
+core: setup $(BUILD)/core/build.ninja
+	ninja -C $(BUILD)/core install >/dev/null
+	@echo "core: $(PREFIX)/bin/lsvd, $(PREFIX)/lib/liblsvd.a"
+
+# QEMU with the lsvd driver: qemu-img, qemu-io, qemu-nbd,
+# qemu-storage-daemon and qemu-system-x86_64 in build/qemu-build.
+qemu: core
+	bash scripts/build-qemu.sh
+
+demo: qemu
+	bash scripts/demo.sh
+
+check: qemu
+	bash scripts/check.sh
+
+test-core: core
+	bash scripts/check.sh core
+
+test-asan: core
+	bash scripts/check.sh asan
+
+test-qemu: qemu
+	bash scripts/check.sh qemu
+
+fuzz: core
+	bash scripts/run-fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD)/core $(BUILD)/asan $(BUILD)/prefix $(BUILD)/fuzz \
+		$(BUILD)/qemu-build

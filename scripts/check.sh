@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Run the test suites and print one summary line: "N passed, N failed".
+#
+#   scripts/check.sh            every suite
+#   scripts/check.sh SUITE...   some of: core asan fuzz qemu
+#
+# core:  unit tests of lsvd-core (meson test, build/core)
+# asan:  the same under AddressSanitizer + UBSan (build/asan)
+# fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
+# qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build
+#
+# Exit status: 0 only if nothing failed.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(core asan fuzz qemu)
+
+passed=0 failed=0 skipped=0
+failures=()
+
+# Add the counts from a `meson test` log.
+count_meson() {
+    local log=$1 name=$2 ok fail to skip
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    if [ -z "$ok" ]; then
+        failed=$((failed + 1)); failures+=("$name: meson test did not run")
+        return
+    fi
+    passed=$((passed + ok)); skipped=$((skipped + ${skip:-0}))
+    failed=$((failed + ${fail:-0} + ${to:-0}))
+    if [ "${fail:-0}" != 0 ] || [ "${to:-0}" != 0 ]; then
+        failures+=("$name: see $log")
+    fi
+}
+
+run_meson_suite() {
+    local name=$1 dir=$2; shift 2
+    local log="$top/build/$name-test.log"
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || {
+            failed=$((failed + 1)); failures+=("$name: meson setup failed"); return; }
+    fi
+    if ! ninja -C "$dir" >"$top/build/$name-build.log" 2>&1; then
+        cat "$top/build/$name-build.log" | tail -n 30
+        failed=$((failed + 1)); failures+=("$name: build failed"); return
+    fi
+    echo "== $name: meson test -C $dir"
+    meson test -C "$dir" --print-errorlogs 2>&1 | tee "$log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):' 
+    count_meson "$log" "$name"
+}
+
+for s in "${suites[@]}"; do
+    case $s in
+    core)
+        run_meson_suite core build/core --prefix="$top/build/prefix" \
+            --libdir=lib -Ddefault_library=static
+        ;;
+    asan)
+        run_meson_suite asan build/asan -Db_sanitize=address,undefined \
+            -Db_lundef=false --prefix="$top/build/prefix-asan" --libdir=lib \
+            -Ddefault_library=static
+        ;;
+    fuzz)
+        echo "== fuzz: scripts/run-fuzz.sh ${FUZZ_SECONDS:-5}"
+        if [ ! -f scripts/run-fuzz.sh ]; then
+            failed=$((failed + 1)); failures+=("fuzz: scripts/run-fuzz.sh missing")
+        elif bash scripts/run-fuzz.sh "${FUZZ_SECONDS:-5}" >build/fuzz.log 2>&1; then
+            passed=$((passed + 1)); tail -n 5 build/fuzz.log
+        else
+            tail -n 40 build/fuzz.log
+            failed=$((failed + 1)); failures+=("fuzz: see build/fuzz.log")
+        fi
+        ;;
+    qemu)
+        for t in tests/qemu/test-*.sh; do
+            log="build/qemu-tests/$(basename "$t" .sh).log"
+            mkdir -p build/qemu-tests
+            bash "$t" >"$log" 2>&1
+            rc=$?
+            case $rc in
+            0) passed=$((passed + 1)); echo "ok   $t" ;;
+            77) skipped=$((skipped + 1)); echo "skip $t ($(tail -n1 "$log"))" ;;
+            *) failed=$((failed + 1)); failures+=("$t: see $log")
+               echo "FAIL $t"; tail -n 20 "$log" | sed 's/^/    /' ;;
+            esac
+        done
+        ;;
+    *)
+        echo "check.sh: unknown suite '$s'" >&2
+        exit 2
+        ;;
+    esac
+done
+
+for f in "${failures[@]+"${failures[@]}"}"; do
+    echo "failed: $f"
+done
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

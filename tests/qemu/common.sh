@@ -1,0 +1,69 @@
+# Sourced by tests/qemu/test-*.sh: paths to the patched QEMU's tools, a
+# private store and cache per test (LSVD_CONF), and helpers.
+# A test exits 0 on success, 77 to skip, anything else on failure.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+qb="$top/build/qemu-build"
+QEMU_IMG="$qb/qemu-img"
+QEMU_IO="$qb/qemu-io"
+QEMU_NBD="$qb/qemu-nbd"
+QSD="$qb/storage-daemon/qemu-storage-daemon"
+LSVD="$top/build/prefix/bin/lsvd"
+
+for b in "$QEMU_IMG" "$QEMU_IO" "$LSVD"; do
+    if [ ! -x "$b" ]; then
+        echo "missing $b: run 'make qemu' first"
+        exit 77
+    fi
+done
+
+T=$(mktemp -d /tmp/lsvd-test.XXXXXX)
+cleanup_pids=()
+cleanup() {
+    for p in "${cleanup_pids[@]+"${cleanup_pids[@]}"}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+export LSVD_CONF="$T/lsvd.conf"
+cat > "$LSVD_CONF" <<EOC
+[backend]
+url = dir://$T/store
+[cache]
+dir = $T/cache
+size = 256M
+[log]
+batch_size = 1M
+EOC
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# Run a command that must fail with exactly one line on stderr that
+# matches a pattern: expect_error PATTERN CMD...
+expect_error() {
+    local pat=$1 out rc lines
+    shift
+    set +e
+    out=$("$@" 2>&1 >/dev/null)
+    rc=$?
+    set -e
+    lines=$(printf '%s\n' "$out" | grep -c . || true)
+    echo "\$ $*"
+    echo "  -> rc=$rc: $out"
+    [ "$rc" -ne 0 ] || fail "'$*' succeeded"
+    [ "$lines" -eq 1 ] || fail "'$*' printed $lines lines, expected one"
+    printf '%s\n' "$out" | grep -qE "$pat" || fail "'$*': '$out' !~ /$pat/"
+}
+
+# A digest of everything in the store and cache: "touches no data" checks.
+store_digest() {
+    (cd "$T" && find store cache -type f 2>/dev/null | sort |
+        xargs -r sha256sum) | sha256sum
+}
