@@ -93,6 +93,16 @@ static char *get_str(GKeyFile *kf, const char *group, const char *key)
     return g_strstrip(v);
 }
 
+static bool group_known(const char *group)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(known_keys); i++) {
+        if (!strcmp(known_keys[i][0], group)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int get_size(GKeyFile *kf, const char *source, const char *group,
                     const char *key, uint64_t *out, struct lsvd_err *err)
 {
@@ -162,6 +172,10 @@ int config_parse(const char *data, size_t len, const char *source,
                 return lsvd_fail(err, -EINVAL, "%s: unknown key '%s' in [%s]",
                                  source, *k, *g);
             }
+        }
+        if (!group_known(*g)) {
+            return lsvd_fail(err, -EINVAL, "%s: unknown section [%s]",
+                             source, *g);
         }
     }
 
