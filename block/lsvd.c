@@ -1,0 +1,537 @@
+/*
+ * QEMU block driver for LSVD, a log-structured virtual disk
+ *
+ * Copyright (C) 2026 The LSVD authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+/*
+ * A protocol driver: the volume lives in an object store with a write-back
+ * journal in a local cache directory, both managed by lsvd-core (lsvd.h).
+ * Use it with the raw format on top.
+ *
+ * File name syntax (the legacy form; -blockdev options are the real API):
+ *
+ *     lsvd:VOLUME[:conf=FILE]
+ *
+ * VOLUME is a plain name ([A-Za-z0-9._-]); FILE is the LSVD configuration
+ * file (default: $LSVD_CONF, then /etc/lsvd/lsvd.conf, then the embedded
+ * defaults).  A backslash makes the next character literal, so a ':' in
+ * FILE is written '\:'.
+ *
+ * Threads: the driver runs in the node's AioContext like any other.  The
+ * core completes requests on its own threads; the completion callback only
+ * records the result and schedules a one-shot bottom half in the AioContext
+ * of the coroutine that submitted the request, which wakes that coroutine.
+ * A request's state lives on the submitting coroutine's stack: nothing is
+ * allocated per request.
+ */
+
+#include "qemu/osdep.h"
+
+#include <lsvd.h>
+
+#include "qapi/error.h"
+#include "qapi/qapi-visit-block-core.h"
+#include "qapi/qmp/qdict.h"
+#include "qapi/qobject-input-visitor.h"
+#include "block/block_int.h"
+#include "block/qdict.h"
+#include "qemu/coroutine.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/module.h"
+#include "qemu/option.h"
+
+typedef struct BDRVLSVDState {
+    struct lsvd_config *cfg;    /* kept until the volume is closed */
+    struct lsvd_volume *vol;
+    char *volume;               /* the volume name */
+    char *conf;                 /* the conf= option, or NULL */
+} BDRVLSVDState;
+
+typedef enum {
+    LSVD_AIO_READ,
+    LSVD_AIO_WRITE,
+    LSVD_AIO_FLUSH,
+} LSVDAIOCmd;
+
+/* One request in flight; lives on the stack of the coroutine it wakes. */
+typedef struct LSVDTask {
+    AioContext *ctx;            /* where the coroutine runs */
+    Coroutine *co;
+    bool complete;
+    int ret;
+} LSVDTask;
+
+/*
+ * Turn an lsvd-core failure into an Error.  The core's message names the
+ * problem in one line; @what describes the operation in case it is empty.
+ */
+static void qemu_lsvd_error(Error **errp, int ret, const struct lsvd_err *err,
+                            const char *what)
+{
+    if (err->msg[0] == '\0') {
+        error_setg_errno(errp, -ret, "lsvd: %s", what);
+    } else if (g_str_has_prefix(err->msg, "lsvd: ")) {
+        error_setg(errp, "%s", err->msg);
+    } else {
+        error_setg(errp, "lsvd: %s", err->msg);
+    }
+}
+
+/*
+ * Return the token that starts at @src and ends at the first ':' that is
+ * not escaped, removing the escapes in place.  *@next is set to the start
+ * of the following token, or NULL if this was the last one.
+ */
+static char *qemu_lsvd_next_tok(char *src, char **next)
+{
+    char *out = src;
+    char *p;
+
+    *next = NULL;
+    for (p = src; *p != '\0'; p++) {
+        if (*p == '\\' && p[1] != '\0') {
+            *out++ = *++p;
+        } else if (*p == ':') {
+            *next = p + 1;
+            break;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+    return src;
+}
+
+static void qemu_lsvd_parse_filename(const char *filename, QDict *options,
+                                     Error **errp)
+{
+    g_autofree char *buf = NULL;
+    const char *start;
+    char *p, *tok, *value;
+
+    if (!strstart(filename, "lsvd:", &start)) {
+        error_setg(errp, "lsvd: file name must start with 'lsvd:'");
+        return;
+    }
+    if (qdict_haskey(options, "volume") || qdict_haskey(options, "conf")) {
+        error_setg(errp, "lsvd: the volume and conf options cannot be "
+                   "combined with a file name");
+        return;
+    }
+
+    buf = g_strdup(start);
+    tok = qemu_lsvd_next_tok(buf, &p);
+    if (tok[0] == '\0') {
+        error_setg(errp, "lsvd: no volume name in '%s' "
+                   "(expected lsvd:VOLUME[:conf=FILE])", filename);
+        return;
+    }
+    qdict_put_str(options, "volume", tok);
+
+    while (p) {
+        tok = qemu_lsvd_next_tok(p, &p);
+        value = strchr(tok, '=');
+        if (!value) {
+            error_setg(errp, "lsvd: option '%s' has no value "
+                       "(expected key=value)", tok);
+            return;
+        }
+        *value++ = '\0';
+        if (strcmp(tok, "conf") != 0) {
+            error_setg(errp, "lsvd: unknown option '%s' "
+                       "(the only option is conf)", tok);
+            return;
+        }
+        if (qdict_haskey(options, "conf")) {
+            error_setg(errp, "lsvd: option 'conf' given twice");
+            return;
+        }
+        qdict_put_str(options, "conf", value);
+    }
+}
+
+/* Convert (and consume) the driver options with the QAPI visitor. */
+static BlockdevOptionsLsvd *qemu_lsvd_convert_options(QDict *options,
+                                                      Error **errp)
+{
+    BlockdevOptionsLsvd *opts = NULL;
+    const QDictEntry *e;
+    Visitor *v;
+
+    v = qobject_input_visitor_new_flat_confused(options, errp);
+    if (!v) {
+        return NULL;
+    }
+    visit_type_BlockdevOptionsLsvd(v, NULL, &opts, errp);
+    visit_free(v);
+    if (!opts) {
+        return NULL;
+    }
+
+    /* The visitor has checked every option: none is left for the caller */
+    while ((e = qdict_first(options))) {
+        qdict_del(options, e->key);
+    }
+    return opts;
+}
+
+static bool qemu_lsvd_check_name(const char *volume, Error **errp)
+{
+    if (!lsvd_name_valid(volume)) {
+        error_setg(errp, "lsvd: invalid volume name '%s' (expected 1 to %d "
+                   "characters from [A-Za-z0-9._-], not starting with "
+                   "'.' or '-')", volume, LSVD_NAME_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* Main loop; blocks while the volume is created. */
+static int qemu_lsvd_do_create(BlockdevOptionsLsvd *loc, uint64_t size,
+                               Error **errp)
+{
+    struct lsvd_err err = { .msg = "" };
+    struct lsvd_config *cfg = NULL;
+    g_autofree char *what = NULL;
+    int ret;
+
+    if (!qemu_lsvd_check_name(loc->volume, errp)) {
+        return -EINVAL;
+    }
+    if (size == 0 || size % LSVD_SECTOR_SIZE != 0) {
+        error_setg(errp, "lsvd: size %" PRIu64 " is not a positive multiple "
+                   "of %d bytes", size, LSVD_SECTOR_SIZE);
+        return -EINVAL;
+    }
+
+    ret = lsvd_config_load(loc->has_conf ? loc->conf : NULL, &cfg, &err);
+    if (ret < 0) {
+        qemu_lsvd_error(errp, ret, &err, "cannot load the configuration");
+        return ret;
+    }
+
+    ret = lsvd_create(cfg, loc->volume, size, &err);
+    if (ret < 0) {
+        what = g_strdup_printf("cannot create volume '%s'", loc->volume);
+        qemu_lsvd_error(errp, ret, &err, what);
+    }
+    lsvd_config_free(cfg);
+    return ret;
+}
+
+static int coroutine_fn qemu_lsvd_co_create(BlockdevCreateOptions *options,
+                                            Error **errp)
+{
+    BlockdevCreateOptionsLsvd *opts = &options->u.lsvd;
+
+    assert(options->driver == BLOCKDEV_DRIVER_LSVD);
+    return qemu_lsvd_do_create(opts->location, opts->size, errp);
+}
+
+static int coroutine_fn qemu_lsvd_co_create_opts(BlockDriver *drv,
+                                                 const char *filename,
+                                                 QemuOpts *opts,
+                                                 Error **errp)
+{
+    BlockdevOptionsLsvd *loc = NULL;
+    Error *local_err = NULL;
+    QDict *options;
+    uint64_t size;
+    int ret;
+
+    size = qemu_opt_get_size_del(opts, BLOCK_OPT_SIZE, 0);
+
+    options = qdict_new();
+    qemu_lsvd_parse_filename(filename, options, &local_err);
+    if (local_err) {
+        error_propagate(errp, local_err);
+        ret = -EINVAL;
+        goto out;
+    }
+    loc = qemu_lsvd_convert_options(options, errp);
+    if (!loc) {
+        ret = -EINVAL;
+        goto out;
+    }
+
+    ret = qemu_lsvd_do_create(loc, size, errp);
+
+out:
+    qapi_free_BlockdevOptionsLsvd(loc);
+    qobject_unref(options);
+    return ret;
+}
+
+static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
+                          Error **errp)
+{
+    BDRVLSVDState *s = bs->opaque;
+    struct lsvd_err err = { .msg = "" };
+    BlockdevOptionsLsvd *opts = NULL;
+    g_autofree char *what = NULL;
+    const char *filename;
+    int ret;
+
+    /*
+     * A file name that bdrv_fill_options() did not parse (for example
+     * -blockdev driver=lsvd,filename=lsvd:VOLUME) is still understood.
+     */
+    filename = qdict_get_try_str(options, "filename");
+    if (filename) {
+        g_autofree char *name = g_strdup(filename);
+        Error *local_err = NULL;
+
+        qdict_del(options, "filename");
+        qemu_lsvd_parse_filename(name, options, &local_err);
+        if (local_err) {
+            error_propagate(errp, local_err);
+            return -EINVAL;
+        }
+    }
+
+    opts = qemu_lsvd_convert_options(options, errp);
+    if (!opts) {
+        return -EINVAL;
+    }
+    if (!qemu_lsvd_check_name(opts->volume, errp)) {
+        ret = -EINVAL;
+        goto out;
+    }
+
+    ret = lsvd_config_load(opts->has_conf ? opts->conf : NULL, &s->cfg, &err);
+    if (ret < 0) {
+        qemu_lsvd_error(errp, ret, &err, "cannot load the configuration");
+        goto out;
+    }
+
+    ret = lsvd_open(s->cfg, opts->volume,
+                    (flags & BDRV_O_RDWR) ? 0 : LSVD_OPEN_RDONLY,
+                    &s->vol, &err);
+    if (ret < 0) {
+        what = g_strdup_printf("cannot open volume '%s'", opts->volume);
+        qemu_lsvd_error(errp, ret, &err, what);
+        lsvd_config_free(s->cfg);
+        s->cfg = NULL;
+        goto out;
+    }
+
+    s->volume = g_strdup(opts->volume);
+    s->conf = opts->has_conf ? g_strdup(opts->conf) : NULL;
+    ret = 0;
+
+out:
+    qapi_free_BlockdevOptionsLsvd(opts);
+    return ret;
+}
+
+/* Main loop; no request is in flight (the node is drained). */
+static void qemu_lsvd_close(BlockDriverState *bs)
+{
+    BDRVLSVDState *s = bs->opaque;
+    int ret;
+
+    ret = lsvd_close(s->vol);
+    if (ret < 0) {
+        error_report("lsvd: volume '%s': writing the journal to the store "
+                     "on close failed: %s", s->volume, strerror(-ret));
+    }
+    s->vol = NULL;
+    lsvd_config_free(s->cfg);
+    s->cfg = NULL;
+    g_free(s->volume);
+    g_free(s->conf);
+}
+
+/* Runs in the AioContext of the coroutine that submitted the request. */
+static void qemu_lsvd_finish_bh(void *opaque)
+{
+    LSVDTask *task = opaque;
+
+    task->complete = true;
+    aio_co_wake(task->co);
+}
+
+/*
+ * Completion callback; runs once per request on a thread of lsvd-core, not
+ * a QEMU thread.  It only hands the result over to the coroutine's
+ * AioContext: @task must not be touched once the bottom half is scheduled.
+ */
+static void qemu_lsvd_complete(void *opaque, int ret)
+{
+    LSVDTask *task = opaque;
+
+    task->ret = ret;
+    aio_bh_schedule_oneshot(task->ctx, qemu_lsvd_finish_bh, task);
+}
+
+static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
+                                           LSVDAIOCmd cmd, int64_t offset,
+                                           int64_t bytes, QEMUIOVector *qiov)
+{
+    BDRVLSVDState *s = bs->opaque;
+    LSVDTask task = {
+        .ctx = qemu_coroutine_get_aio_context(qemu_coroutine_self()),
+        .co = qemu_coroutine_self(),
+    };
+    int ret;
+
+    assert(!qiov || qiov->size == bytes);
+
+    switch (cmd) {
+    case LSVD_AIO_READ:
+        if (bytes == 0) {
+            return 0;
+        }
+        ret = lsvd_aio_read(s->vol, offset, qiov->iov, qiov->niov,
+                            qemu_lsvd_complete, &task);
+        break;
+    case LSVD_AIO_WRITE:
+        if (bytes == 0) {
+            return 0;
+        }
+        ret = lsvd_aio_write(s->vol, offset, qiov->iov, qiov->niov,
+                             qemu_lsvd_complete, &task);
+        break;
+    case LSVD_AIO_FLUSH:
+        ret = lsvd_aio_flush(s->vol, qemu_lsvd_complete, &task);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    if (ret < 0) {
+        /* Refused at once: the callback will not run */
+        return ret;
+    }
+
+    while (!task.complete) {
+        qemu_coroutine_yield();
+    }
+    return task.ret;
+}
+
+static int coroutine_fn qemu_lsvd_co_preadv(BlockDriverState *bs,
+                                            int64_t offset, int64_t bytes,
+                                            QEMUIOVector *qiov,
+                                            BdrvRequestFlags flags)
+{
+    return qemu_lsvd_start_co(bs, LSVD_AIO_READ, offset, bytes, qiov);
+}
+
+static int coroutine_fn qemu_lsvd_co_pwritev(BlockDriverState *bs,
+                                             int64_t offset, int64_t bytes,
+                                             QEMUIOVector *qiov,
+                                             BdrvRequestFlags flags)
+{
+    return qemu_lsvd_start_co(bs, LSVD_AIO_WRITE, offset, bytes, qiov);
+}
+
+static int coroutine_fn qemu_lsvd_co_flush(BlockDriverState *bs)
+{
+    return qemu_lsvd_start_co(bs, LSVD_AIO_FLUSH, 0, 0, NULL);
+}
+
+static int64_t qemu_lsvd_getlength(BlockDriverState *bs)
+{
+    BDRVLSVDState *s = bs->opaque;
+
+    return lsvd_size(s->vol);
+}
+
+/* Bytes the volume takes in the store and in the journal. */
+static int64_t qemu_lsvd_get_allocated_file_size(BlockDriverState *bs)
+{
+    BDRVLSVDState *s = bs->opaque;
+    struct lsvd_info info;
+    int ret;
+
+    ret = lsvd_stat(s->vol, &info);
+    if (ret < 0) {
+        return ret;
+    }
+    return info.stored_bytes + info.journal_bytes;
+}
+
+static void qemu_lsvd_refresh_limits(BlockDriverState *bs, Error **errp)
+{
+    bs->bl.request_alignment = LSVD_SECTOR_SIZE;
+}
+
+/* Give the node a file name lsvd:VOLUME[:conf=FILE] that opens it again. */
+static void qemu_lsvd_refresh_filename(BlockDriverState *bs)
+{
+    BDRVLSVDState *s = bs->opaque;
+    g_autoptr(GString) name = g_string_new("lsvd:");
+    const char *p;
+
+    /* Volume names have no characters that need escaping */
+    g_string_append(name, s->volume);
+    if (s->conf) {
+        g_string_append(name, ":conf=");
+        for (p = s->conf; *p != '\0'; p++) {
+            if (*p == ':' || *p == '\\') {
+                g_string_append_c(name, '\\');
+            }
+            g_string_append_c(name, *p);
+        }
+    }
+    if (name->len < sizeof(bs->exact_filename)) {
+        pstrcpy(bs->exact_filename, sizeof(bs->exact_filename), name->str);
+    }
+}
+
+static QemuOptsList qemu_lsvd_create_opts = {
+    .name = "lsvd-create-opts",
+    .head = QTAILQ_HEAD_INITIALIZER(qemu_lsvd_create_opts.head),
+    .desc = {
+        {
+            .name = BLOCK_OPT_SIZE,
+            .type = QEMU_OPT_SIZE,
+            .help = "Virtual disk size (a multiple of 512 bytes)"
+        },
+        { /* end of list */ }
+    }
+};
+
+static const char *const qemu_lsvd_strong_runtime_opts[] = {
+    "volume",
+    "conf",
+
+    NULL
+};
+
+static BlockDriver bdrv_lsvd = {
+    .format_name                  = "lsvd",
+    .protocol_name                = "lsvd",
+    .instance_size                = sizeof(BDRVLSVDState),
+
+    .bdrv_parse_filename          = qemu_lsvd_parse_filename,
+    .bdrv_file_open               = qemu_lsvd_open,
+    .bdrv_close                   = qemu_lsvd_close,
+    .bdrv_co_create               = qemu_lsvd_co_create,
+    .bdrv_co_create_opts          = qemu_lsvd_co_create_opts,
+    .create_opts                  = &qemu_lsvd_create_opts,
+    .bdrv_has_zero_init           = bdrv_has_zero_init_1,
+
+    .bdrv_getlength               = qemu_lsvd_getlength,
+    .bdrv_get_allocated_file_size = qemu_lsvd_get_allocated_file_size,
+    .bdrv_refresh_limits          = qemu_lsvd_refresh_limits,
+    .bdrv_refresh_filename        = qemu_lsvd_refresh_filename,
+
+    .bdrv_co_preadv               = qemu_lsvd_co_preadv,
+    .bdrv_co_pwritev              = qemu_lsvd_co_pwritev,
+    .bdrv_co_flush_to_disk        = qemu_lsvd_co_flush,
+
+    .strong_runtime_opts          = qemu_lsvd_strong_runtime_opts,
+};
+
+static void bdrv_lsvd_init(void)
+{
+    bdrv_register(&bdrv_lsvd);
+}
+
+block_init(bdrv_lsvd_init);
