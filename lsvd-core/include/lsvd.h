@@ -151,6 +151,13 @@ int lsvd_aio_read(struct lsvd_volume *vol, uint64_t offset,
 int lsvd_aio_write(struct lsvd_volume *vol, uint64_t offset,
                    const struct iovec *iov, int iovcnt,
                    lsvd_cb *cb, void *cb_arg);
+/*
+ * Make [offset, offset+len) read as zeros.  Discard and write-zeroes are the
+ * same operation here: both are logged like writes (so they survive
+ * recovery and keep their place in the write order) and store no data.
+ */
+int lsvd_aio_write_zeroes(struct lsvd_volume *vol, uint64_t offset,
+                          uint64_t len, lsvd_cb *cb, void *cb_arg);
 /* Complete once every write completed before this call is durable. */
 int lsvd_aio_flush(struct lsvd_volume *vol, lsvd_cb *cb, void *cb_arg);
 
@@ -159,6 +166,8 @@ int lsvd_read(struct lsvd_volume *vol, uint64_t offset, void *buf,
               size_t len);
 int lsvd_write(struct lsvd_volume *vol, uint64_t offset, const void *buf,
                size_t len);
+int lsvd_write_zeroes(struct lsvd_volume *vol, uint64_t offset,
+                      uint64_t len);
 int lsvd_flush(struct lsvd_volume *vol);
 
 struct lsvd_info {

@@ -33,7 +33,7 @@
 #include "objlog.h"
 #include "util.h"
 
-enum vreq_type { VREQ_READ, VREQ_WRITE, VREQ_FLUSH, VREQ_STOP };
+enum vreq_type { VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_STOP };
 
 struct vreq {
     enum vreq_type type;
@@ -166,6 +166,57 @@ static int do_write(struct lsvd_volume *v, struct vreq *r)
     return ret;
 }
 
+static int do_zero(struct lsvd_volume *v, struct vreq *r)
+{
+    struct rec_extent ext[REC_MAX_EXTENTS];
+    uint64_t lba = r->offset / LSVD_SECTOR_SIZE;
+    uint64_t left = r->len / LSVD_SECTOR_SIZE;
+    int ret;
+
+    if (v->rdonly) {
+        return -EROFS;
+    }
+    /* one record per 252 extents of at most 2^31 sectors each */
+    while (left > 0) {
+        uint32_t n = 0;
+        uint64_t seq, data_off;
+
+        while (left > 0 && n < REC_MAX_EXTENTS) {
+            uint64_t len = MIN(left, 1ULL << 31);
+            ext[n++] = (struct rec_extent){ .lba = lba, .sectors = len };
+            lba += len;
+            left -= len;
+        }
+        if (journal_record_size(0) > journal_free(v->jnl)) {
+            ret = write_out(v);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = journal_append(v->jnl, REC_TYPE_ZERO, ext, n, NULL, 0, 0,
+                             &seq, &data_off);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            extmap_update(v->jmap, ext[i].lba, ext[i].sectors, LOC_ZERO);
+            ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors, NULL, 0,
+                                   seq);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    g_mutex_lock(&v->lock);
+    v->journal_bytes = journal_used(v->jnl);
+    g_mutex_unlock(&v->lock);
+    if (objlog_batch_full(v->ol) && write_out(v) < 0) {
+        lsvd_log(LSVD_LOG_WARNING, "volume '%s': writing a batch failed; "
+                 "will retry", v->name);
+    }
+    return 0;
+}
+
 struct jread_ctx {
     struct lsvd_volume *v;
     uint64_t lba;
@@ -232,6 +283,9 @@ static gpointer worker_main(gpointer arg)
         case VREQ_WRITE:
             ret = do_write(v, r);
             break;
+        case VREQ_ZERO:
+            ret = do_zero(v, r);
+            break;
         case VREQ_FLUSH:
             ret = v->rdonly ? 0 : journal_flush(v->jnl);
             break;
@@ -257,19 +311,18 @@ static size_t iov_length(const struct iovec *iov, int iovcnt)
     return len;
 }
 
-static int submit(struct lsvd_volume *v, enum vreq_type type,
-                  uint64_t offset, const struct iovec *iov, int iovcnt,
-                  lsvd_cb *cb, void *cb_arg)
+static int submit_len(struct lsvd_volume *v, enum vreq_type type,
+                      uint64_t offset, const struct iovec *iov, int iovcnt,
+                      size_t len, lsvd_cb *cb, void *cb_arg)
 {
     struct vreq *r;
-    size_t len = iov ? iov_length(iov, iovcnt) : 0;
 
     if (type != VREQ_FLUSH &&
         (offset % LSVD_SECTOR_SIZE || len % LSVD_SECTOR_SIZE ||
          offset > v->size || len > v->size - offset || iovcnt < 0)) {
         return -EINVAL;
     }
-    if (type == VREQ_WRITE && v->rdonly) {
+    if ((type == VREQ_WRITE || type == VREQ_ZERO) && v->rdonly) {
         return -EROFS;
     }
     if (type != VREQ_FLUSH && len == 0) {
@@ -283,6 +336,23 @@ static int submit(struct lsvd_volume *v, enum vreq_type type,
     };
     g_async_queue_push(v->queue, r);
     return 0;
+}
+
+static int submit(struct lsvd_volume *v, enum vreq_type type,
+                  uint64_t offset, const struct iovec *iov, int iovcnt,
+                  lsvd_cb *cb, void *cb_arg)
+{
+    return submit_len(v, type, offset, iov, iovcnt,
+                      iov ? iov_length(iov, iovcnt) : 0, cb, cb_arg);
+}
+
+int lsvd_aio_write_zeroes(struct lsvd_volume *v, uint64_t offset,
+                          uint64_t len, lsvd_cb *cb, void *cb_arg)
+{
+    if (len > SIZE_MAX) {
+        return -EINVAL;
+    }
+    return submit_len(v, VREQ_ZERO, offset, NULL, 0, len, cb, cb_arg);
 }
 
 int lsvd_aio_read(struct lsvd_volume *v, uint64_t offset,
@@ -364,6 +434,14 @@ int lsvd_write(struct lsvd_volume *v, uint64_t offset, const void *buf,
 
     waiter_init(&w);
     return wait_for(&w, lsvd_aio_write(v, offset, &iov, 1, wake, &w));
+}
+
+int lsvd_write_zeroes(struct lsvd_volume *v, uint64_t offset, uint64_t len)
+{
+    struct waiter w;
+
+    waiter_init(&w);
+    return wait_for(&w, lsvd_aio_write_zeroes(v, offset, len, wake, &w));
 }
 
 int lsvd_flush(struct lsvd_volume *v)
