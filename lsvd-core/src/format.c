@@ -291,6 +291,7 @@ void jnl_super_encode(const struct jnl_super *js, uint8_t b[JNL_BLOCK])
     put_le64(b + 32, js->start_seq);
     put_le64(b + 40, js->data_start);
     put_le64(b + 48, js->size);
+    put_le64(b + 56, js->tail_off);
     put_le32(b + JNL_CRC_OFF, crc_skipping(b, JNL_BLOCK, JNL_CRC_OFF));
 }
 
@@ -309,8 +310,11 @@ int jnl_super_parse(const uint8_t *b, size_t len, struct jnl_super *js)
     js->start_seq = get_le64(b + 32);
     js->data_start = get_le64(b + 40);
     js->size = get_le64(b + 48);
+    js->tail_off = get_le64(b + 56);
     if (get_le32(b + 12) != JNL_BLOCK || js->data_start < JNL_BLOCK ||
-        js->data_start % JNL_BLOCK || js->size < js->data_start) {
+        js->data_start % JNL_BLOCK || js->size % JNL_BLOCK ||
+        js->size <= js->data_start || js->tail_off < js->data_start ||
+        js->tail_off >= js->size || js->tail_off % JNL_BLOCK) {
         return -EINVAL;
     }
     return 0;
@@ -330,6 +334,7 @@ void rec_header_encode(struct rec_header *r, uint8_t b[JNL_BLOCK],
     memcpy(b + 16, r->uuid, LSVD_UUID_LEN);
     put_le64(b + 32, r->seq);
     put_le64(b + 40, r->data_len);
+    put_le64(b + 56, r->type == REC_TYPE_FENCE ? r->next_seq : 0);
     for (uint32_t i = 0; i < r->n_extents; i++, p += REC_EXTENT_LEN) {
         put_le64(p, r->extents[i].lba);
         put_le32(p + 8, r->extents[i].sectors);
@@ -360,7 +365,11 @@ int rec_header_parse(const uint8_t *b, size_t len, struct rec_header *r)
     r->seq = get_le64(b + 32);
     r->data_len = get_le64(b + 40);
     r->crc = get_le32(b + REC_CRC_OFF);
-    if (r->type < REC_TYPE_WRITE || r->type > REC_TYPE_PAD ||
+    r->next_seq = get_le64(b + 56);
+    if (r->type < REC_TYPE_WRITE || r->type > REC_TYPE_FENCE ||
+        (r->type == REC_TYPE_FENCE ?
+         r->next_seq <= r->seq || r->n_extents || r->data_len :
+         r->next_seq != 0) ||
         r->n_extents > REC_MAX_EXTENTS || r->data_len % JNL_BLOCK ||
         r->data_len > (1ULL << 40)) {
         return -EINVAL;
@@ -393,6 +402,9 @@ bool rec_crc_ok(const uint8_t b[JNL_BLOCK], const struct rec_header *r,
 {
     uint32_t crc = crc_skipping(b, JNL_BLOCK, REC_CRC_OFF);
 
-    crc = lsvd_crc32c(crc, data, r->data_len);
+    /* a PAD record's data_len is space skipped, not data it covers */
+    if (r->type == REC_TYPE_WRITE) {
+        crc = lsvd_crc32c(crc, data, r->data_len);
+    }
     return crc == r->crc;
 }

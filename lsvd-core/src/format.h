@@ -116,12 +116,14 @@ void obj_header_free(struct obj_header *h);
 #define REC_TYPE_WRITE 1            /* extents with data */
 #define REC_TYPE_ZERO 2             /* extents that read as zeros, no data */
 #define REC_TYPE_PAD 3              /* skip data_len bytes (wrap-around) */
+#define REC_TYPE_FENCE 4            /* the next record has seq next_seq */
 
 struct jnl_super {
     uint8_t uuid[LSVD_UUID_LEN];
-    uint64_t start_seq;             /* seq of the record at data_start */
-    uint64_t data_start;            /* byte offset of the first record */
-    uint64_t size;                  /* bytes the journal may occupy */
+    uint64_t start_seq;             /* seq of the record at tail_off */
+    uint64_t tail_off;              /* where replay starts */
+    uint64_t data_start;            /* the ring: [data_start, size) */
+    uint64_t size;                  /* bytes of the journal file */
 };
 
 void jnl_super_encode(const struct jnl_super *js, uint8_t buf[JNL_BLOCK]);
@@ -140,16 +142,18 @@ struct rec_header {
     uint64_t seq;
     uint64_t data_len;              /* bytes after the header block */
     uint32_t crc;                   /* over header (crc = 0) then data */
+    uint64_t next_seq;              /* FENCE: seq of the next record */
     struct rec_extent extents[REC_MAX_EXTENTS];
 };
 
 /* Encode the header block; the CRC field is computed over the header and
- * the @data_len bytes of @data (iovec), which must be padded already. */
+ * the bytes of @data (iovec; padded already; none for ZERO and PAD). */
 void rec_header_encode(struct rec_header *r, uint8_t buf[JNL_BLOCK],
                        const struct iovec *data, int iovcnt);
 /* Parse a header block; checks everything but the data CRC. */
 int rec_header_parse(const uint8_t *buf, size_t len, struct rec_header *r);
-/* Check the CRC of a parsed header block plus its data. */
+/* Check the CRC of a parsed header block plus its data (WRITE records
+ * only; the CRC of ZERO and PAD records covers the header alone). */
 bool rec_crc_ok(const uint8_t buf[JNL_BLOCK], const struct rec_header *r,
                 const void *data);
 

@@ -1,27 +1,59 @@
 /*
- * journal.c - the write-back journal on a cache file.  See journal.h for
- * the layout and its invariants.
+ * journal.c - the write-back journal ring on a cache file, written with
+ * io_uring and O_DIRECT.  See journal.h for the layout, the record states
+ * and the invariants.
  */
 #include "journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
 
+#define ROUND_BUF (8u << 20)        /* group-commit buffer */
+#define MAX_SEGS 4                  /* write requests per round */
+
+struct seg {
+    uint64_t off;                   /* file offset */
+    size_t buf_off;                 /* where in rbuf */
+    size_t len;
+};
+
 struct journal {
-    int fd;                 /* -1: read-only open of a missing journal */
+    int fd;                 /* writes (O_DIRECT when possible); -1: none */
+    int rfd;                /* buffered reads */
     char *path;
     bool rdonly;
     uint8_t uuid[LSVD_UUID_LEN];
-    struct jnl_super sb;
+    struct jnl_super sb;    /* as on disk */
+
     uint64_t head;          /* byte offset of the next record */
     uint64_t next_seq;
-    uint8_t *hdr;           /* JNL_BLOCK scratch for record headers */
+    uint64_t used;          /* bytes of records in the ring */
+    uint64_t total;         /* bytes ever appended (struct jrec.cum) */
+    uint64_t last_data_seq; /* newest WRITE or ZERO record */
+
+    /* the records in the ring, oldest first: a circular array */
+    struct jrec *recs;
+    size_t rec_first, rec_count, rec_cap;
+
+    /* the round being prepared */
+    uint8_t *rbuf;          /* aligned to JNL_BLOCK */
+    size_t rcap, rlen;
+    struct seg segs[MAX_SEGS];
+    int nsegs;
+
+    struct io_uring ring;
+    bool have_ring;
+    uint8_t *sbbuf;         /* aligned block for superblock writes */
 };
+
+/* ---- small I/O helpers ------------------------------------------------- */
 
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -43,60 +75,123 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static int pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-    while (iovcnt > 0) {
-        ssize_t n = pwritev(fd, iov, MIN(iovcnt, IOV_MAX), off);
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+                           off + done);
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (n < 0) {
-            return -errno;
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
         }
-        off += n;
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + n;
-            iov->iov_len -= n;
-        }
+        done += n;
     }
     return 0;
 }
 
+static uint8_t *alloc_aligned(size_t len)
+{
+    void *p = NULL;
+
+    if (posix_memalign(&p, JNL_BLOCK, len) != 0) {
+        return NULL;
+    }
+    return p;
+}
+
+/* Write the superblock and make it durable. */
 static int write_super(struct journal *j)
 {
-    uint8_t b[JNL_BLOCK];
-    struct iovec iov = { b, JNL_BLOCK };
     int ret;
 
-    jnl_super_encode(&j->sb, b);
-    ret = pwritev_all(j->fd, &iov, 1, 0);
+    jnl_super_encode(&j->sb, j->sbbuf);
+    ret = pwrite_all(j->fd, j->sbbuf, JNL_BLOCK, 0);
     if (ret == 0 && fdatasync(j->fd) < 0) {
         ret = -errno;
     }
     return ret;
 }
 
+/* ---- the record ring --------------------------------------------------- */
+
+static struct jrec *rec_at(struct journal *j, size_t i)
+{
+    return &j->recs[(j->rec_first + i) % j->rec_cap];
+}
+
+static struct jrec *rec_push(struct journal *j)
+{
+    if (j->rec_count == j->rec_cap) {
+        size_t cap = MAX(j->rec_cap * 2, 1024);
+        struct jrec *n = g_new(struct jrec, cap);
+
+        for (size_t i = 0; i < j->rec_count; i++) {
+            n[i] = *rec_at(j, i);
+        }
+        g_free(j->recs);
+        j->recs = n;
+        j->rec_cap = cap;
+        j->rec_first = 0;
+    }
+    j->rec_count++;
+    return rec_at(j, j->rec_count - 1);
+}
+
+static void rec_set(struct journal *j, struct jrec *r, uint64_t seq,
+                    uint64_t off, uint64_t len, uint16_t type,
+                    const struct rec_extent *ext, uint32_t n)
+{
+    j->used += len;
+    j->total += len;
+    r->cum = j->total;
+    if (type == REC_TYPE_WRITE || type == REC_TYPE_ZERO) {
+        j->last_data_seq = seq;
+    }
+    r->seq = seq;
+    r->off = off;
+    r->len = len;
+    r->type = type;
+    r->n_extents = n;
+    r->extents = NULL;
+    if (n == 1) {
+        r->ext0 = ext[0];
+    } else if (n > 1) {
+        r->extents = g_memdup2(ext, n * sizeof(*ext));
+    }
+}
+
+static void rec_free(struct jrec *r)
+{
+    if (r->n_extents > 1) {
+        g_free(r->extents);
+    }
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
 int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                  uint64_t size, bool rdonly, struct journal **out,
                  struct lsvd_err *err)
 {
     struct journal *j = g_new0(struct journal, 1);
-    uint8_t b[JNL_BLOCK];
+    uint8_t *b = NULL;
     struct stat st;
     int ret;
 
+    j->fd = j->rfd = -1;
     j->path = g_strdup(path);
     j->rdonly = rdonly;
-    j->hdr = g_malloc(JNL_BLOCK);
     memcpy(j->uuid, uuid, LSVD_UUID_LEN);
-    j->fd = open(path, (rdonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-                 0600);
-    if (j->fd < 0) {
+    j->sbbuf = alloc_aligned(JNL_BLOCK);
+    j->next_seq = 1;
+
+    j->rfd = open(path, (rdonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
+                  0600);
+    if (j->rfd < 0) {
         if (errno == ENOENT && rdonly) {
             *out = j;
             return 0;
@@ -105,7 +200,7 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                         g_strerror(errno));
         goto fail;
     }
-    if (flock(j->fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+    if (flock(j->rfd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         ret = errno == EWOULDBLOCK ?
               lsvd_fail(err, -EBUSY, "volume is in use (journal %s is "
                         "locked by another process)", path) :
@@ -113,29 +208,55 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                         g_strerror(errno));
         goto fail;
     }
-    if (fstat(j->fd, &st) < 0) {
+    if (!rdonly) {
+        j->fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+        if (j->fd < 0 && errno == EINVAL) {
+            j->fd = open(path, O_RDWR | O_CLOEXEC);   /* e.g. tmpfs */
+        }
+        if (j->fd < 0) {
+            ret = lsvd_fail(err, -errno, "cannot open journal %s: %s", path,
+                            g_strerror(errno));
+            goto fail;
+        }
+    }
+    if (fstat(j->rfd, &st) < 0) {
         ret = lsvd_fail(err, -errno, "cannot stat %s", path);
         goto fail;
     }
+
     if (st.st_size == 0 && !rdonly) {
-        /* new journal: start_seq is set by the first replay or reset */
+        /* a new journal: allocate the whole ring now, so that writes
+         * never extend the file */
+        size = ROUND_UP(MAX(size, 64ULL * JNL_BLOCK), JNL_BLOCK);
+        ret = posix_fallocate(j->rfd, 0, size);
+        if (ret != 0 && ret != EOPNOTSUPP && ftruncate(j->rfd, size) < 0) {
+            ret = -errno;
+        } else {
+            ret = 0;
+        }
         memcpy(j->sb.uuid, uuid, LSVD_UUID_LEN);
         j->sb.start_seq = 1;
         j->sb.data_start = JNL_BLOCK;
+        j->sb.tail_off = JNL_BLOCK;
         j->sb.size = size;
-        ret = write_super(j);
+        if (ret == 0) {
+            ret = write_super(j);
+        }
         if (ret < 0) {
-            lsvd_fail(err, ret, "cannot write journal %s: %s", path,
+            lsvd_fail(err, ret, "cannot initialise journal %s: %s", path,
                       g_strerror(-ret));
             goto fail;
         }
     } else {
-        ret = pread_all(j->fd, b, JNL_BLOCK, 0);
+        b = g_malloc(JNL_BLOCK);
+        ret = pread_all(j->rfd, b, JNL_BLOCK, 0);
         if (ret == 0) {
             ret = jnl_super_parse(b, JNL_BLOCK, &j->sb);
         }
+        g_free(b);
         if (ret < 0) {
             lsvd_fail(err, -EIO, "journal %s: bad superblock (%s)", path,
+                      ret == -EIO ? "CRC mismatch" :
                       g_strerror(ret == -ENODATA ? EINVAL : -ret));
             ret = -EIO;
             goto fail;
@@ -145,12 +266,24 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                             "volume", path);
             goto fail;
         }
-        /* the configured size may have grown or shrunk since: records
-         * already there are kept, new ones respect the new size */
-        j->sb.size = MAX(size, (uint64_t)JNL_BLOCK * 2);
+        if ((uint64_t)st.st_size < j->sb.size) {
+            ret = lsvd_fail(err, -EIO, "journal %s is shorter than its "
+                            "superblock says", path);
+            goto fail;
+        }
     }
-    j->head = j->sb.data_start;
+    j->head = j->sb.tail_off;
     j->next_seq = j->sb.start_seq;
+
+    if (!rdonly) {
+        j->rcap = ROUND_BUF;
+        j->rbuf = alloc_aligned(j->rcap);
+        if (!j->rbuf) {
+            ret = lsvd_fail(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        j->have_ring = io_uring_queue_init(16, &j->ring, 0) == 0;
+    }
     *out = j;
     return 0;
 
@@ -164,141 +297,437 @@ void journal_close(struct journal *j)
     if (!j) {
         return;
     }
+    while (j->rec_count > 0) {
+        rec_free(rec_at(j, 0));
+        j->rec_first = (j->rec_first + 1) % j->rec_cap;
+        j->rec_count--;
+    }
+    if (j->have_ring) {
+        io_uring_queue_exit(&j->ring);
+    }
     if (j->fd >= 0) {
         close(j->fd);
     }
-    g_free(j->hdr);
+    if (j->rfd >= 0) {
+        close(j->rfd);
+    }
+    g_free(j->recs);
+    free(j->rbuf);
+    free(j->sbbuf);
     g_free(j->path);
     g_free(j);
 }
 
-int journal_replay(struct journal *j, uint64_t after_seq,
-                   journal_replay_fn *fn, void *arg)
+/* ---- replay ------------------------------------------------------------ */
+
+/*
+ * More than the number of records the ring can hold: no record in the
+ * ring, however stale, has a sequence number this far past the newest
+ * one replay found.
+ */
+static uint64_t ring_records(const struct journal *j)
 {
+    return (j->sb.size - j->sb.data_start) / JNL_BLOCK + 16;
+}
+
+int journal_replay(struct journal *j, uint64_t after_seq,
+                   journal_replay_fn *fn, void *arg, bool *reset)
+{
+    const uint64_t start = j->sb.data_start, end = j->sb.size;
+    uint64_t off = j->sb.tail_off, seq = j->sb.start_seq, scanned = 0;
+    uint8_t *hdr = g_malloc(JNL_BLOCK), *data = NULL;
     struct rec_header r;
-    uint8_t *data = NULL;
-    uint64_t off = j->sb.data_start, seq = j->sb.start_seq;
     int ret = 0;
 
-    while (j->fd >= 0) {
-        if (pread_all(j->fd, j->hdr, JNL_BLOCK, off) < 0 ||
-            rec_header_parse(j->hdr, JNL_BLOCK, &r) < 0 || r.seq != seq ||
+    *reset = false;
+    while (j->rfd >= 0 && scanned < end - start) {
+        uint64_t len;
+
+        if (pread_all(j->rfd, hdr, JNL_BLOCK, off) < 0 ||
+            rec_header_parse(hdr, JNL_BLOCK, &r) < 0 || r.seq != seq ||
             memcmp(r.uuid, j->uuid, LSVD_UUID_LEN) != 0) {
             break;          /* the end of the log */
         }
-        data = g_try_realloc(data, MAX(r.data_len, 1));
-        if (!data) {
-            ret = -ENOMEM;
+        len = JNL_BLOCK + r.data_len;
+        if (len > end - off ||
+            (r.type == REC_TYPE_PAD && off + len != end)) {
             break;
         }
-        if (pread_all(j->fd, data, r.data_len, off + JNL_BLOCK) < 0 ||
-            !rec_crc_ok(j->hdr, &r, data)) {
+        if (r.type == REC_TYPE_WRITE) {
+            uint8_t *p = g_try_realloc(data, MAX(r.data_len, 1));
+            if (!p) {
+                ret = -ENOMEM;
+                break;
+            }
+            data = p;
+            if (pread_all(j->rfd, data, r.data_len, off + JNL_BLOCK) < 0) {
+                break;
+            }
+        }
+        if (!rec_crc_ok(hdr, &r, data)) {
             break;          /* a torn or corrupted last record */
         }
-        if (seq > after_seq && r.type != REC_TYPE_PAD) {
+        rec_set(j, rec_push(j), seq, off, len, r.type, r.extents,
+                r.n_extents);
+        if (r.type == REC_TYPE_WRITE || r.type == REC_TYPE_ZERO) {
             ret = fn(arg, &r, data, off + JNL_BLOCK);
             if (ret < 0) {
                 break;
             }
         }
-        off += JNL_BLOCK + r.data_len;
-        seq++;
+        scanned += len;
+        off += len;
+        if (off == end) {
+            off = start;
+        }
+        seq = r.type == REC_TYPE_FENCE ? r.next_seq : seq + 1;
     }
+    g_free(hdr);
     g_free(data);
-    j->head = off;
-    j->next_seq = MAX(seq, after_seq + 1);
-    if (ret == 0 && seq != j->next_seq && !j->rdonly) {
-        /*
-         * Every record here is older than the objects (or there are none):
-         * start afresh so that sequence numbers stay consecutive.
-         */
-        ret = journal_reset(j);
+    if (ret < 0) {
+        return ret;
     }
-    return ret;
+    j->head = off;
+    j->next_seq = seq;
+    if (seq <= after_seq) {
+        /*
+         * Everything here is older than the objects (the cache was
+         * reset or lost records): start a fresh ring numbered after the
+         * object log, so that sequence numbers stay consecutive.
+         */
+        while (j->rec_count > 0) {
+            rec_free(rec_at(j, 0));
+            j->rec_first = (j->rec_first + 1) % j->rec_cap;
+            j->rec_count--;
+        }
+        j->used = 0;
+        j->next_seq = MAX(after_seq + 1, seq + ring_records(j));
+        *reset = true;
+        if (!j->rdonly && j->fd >= 0) {
+            j->sb.start_seq = j->next_seq;
+            j->sb.tail_off = j->head;
+            return write_super(j);
+        }
+    }
+    return 0;
 }
 
-uint64_t journal_free(const struct journal *j)
+/* ---- writing ----------------------------------------------------------- */
+
+bool journal_pending(const struct journal *j)
 {
-    return j->sb.size > j->head ? j->sb.size - j->head : 0;
+    return j->rlen > 0;
 }
 
 uint64_t journal_used(const struct journal *j)
 {
-    return j->head - j->sb.data_start;
+    return j->used;
 }
 
-int journal_append(struct journal *j, uint16_t type,
-                   const struct rec_extent *ext, uint32_t n,
-                   const struct iovec *iov, int iovcnt, size_t len,
-                   uint64_t *seq, uint64_t *data_off)
+uint64_t journal_dirty_bytes(const struct journal *j, uint64_t durable_seq)
 {
-    static const uint8_t zeros[JNL_BLOCK];
-    struct iovec v[IOV_MAX];
-    struct rec_header r;
-    size_t pad = ROUND_UP(len, JNL_BLOCK) - len;
-    int nv = 0, ret;
+    size_t lo = 0, hi = j->rec_count;
 
-    if (j->rdonly || j->fd < 0) {
-        return -EROFS;
-    }
-    if (n > REC_MAX_EXTENTS || iovcnt > IOV_MAX - 2) {
-        return -EINVAL;
-    }
-    if (journal_record_size(len) > journal_free(j)) {
-        return -ENOSPC;
-    }
-    r.type = type;
-    r.n_extents = n;
-    memcpy(r.uuid, j->uuid, LSVD_UUID_LEN);
-    r.seq = j->next_seq;
-    r.data_len = len + pad;
-    memcpy(r.extents, ext, n * sizeof(*ext));
-
-    v[nv++] = (struct iovec){ j->hdr, JNL_BLOCK };
-    for (int i = 0; i < iovcnt; i++) {
-        v[nv++] = iov[i];
-    }
-    if (pad) {
-        v[nv++] = (struct iovec){ (void *)zeros, pad };
-    }
-    rec_header_encode(&r, j->hdr, v + 1, nv - 1);
-    ret = pwritev_all(j->fd, v, nv, j->head);
-    if (ret < 0) {
-        return ret;
-    }
-    *seq = j->next_seq++;
-    *data_off = j->head + JNL_BLOCK;
-    j->head += JNL_BLOCK + r.data_len;
-    return 0;
-}
-
-int journal_flush(struct journal *j)
-{
-    if (j->fd < 0 || j->rdonly) {
+    if (j->rec_count == 0 || durable_seq >= j->last_data_seq) {
         return 0;
     }
-    return fdatasync(j->fd) < 0 ? -errno : 0;
+    /* the last record with seq <= durable_seq (seqs only grow, but jump
+     * at a FENCE, so search) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (j->recs[(j->rec_first + mid) % j->rec_cap].seq <= durable_seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0) {
+        return j->used;
+    }
+    return j->total - j->recs[(j->rec_first + lo - 1) % j->rec_cap].cum;
 }
 
-int journal_reset(struct journal *j)
+uint64_t journal_last_seq(const struct journal *j)
 {
+    return j->next_seq - 1;
+}
+
+/* Place @len bytes for file offset @off at the end of the round buffer. */
+static uint8_t *round_append(struct journal *j, uint64_t off, size_t len)
+{
+    struct seg *s = j->nsegs ? &j->segs[j->nsegs - 1] : NULL;
+    uint8_t *p = j->rbuf + j->rlen;
+
+    if (s && s->off + s->len == off) {
+        s->len += len;
+    } else {
+        s = &j->segs[j->nsegs++];
+        s->off = off;
+        s->buf_off = j->rlen;
+        s->len = len;
+    }
+    j->rlen += len;
+    return p;
+}
+
+/*
+ * Before the ring overwrites [off, off+len): if that holds the record the
+ * superblock names as the start of replay, and that record has been
+ * reclaimed, move the superblock to the oldest live record (or to @first,
+ * the record about to be written, when none is live).
+ */
+static int guard_super(struct journal *j, uint64_t off, uint64_t len,
+                       uint64_t first_off, uint64_t first_seq)
+{
+    if (j->sb.tail_off < off || j->sb.tail_off >= off + len) {
+        return 0;
+    }
+    if (j->rec_count > 0) {
+        struct jrec *oldest = rec_at(j, 0);
+        if (oldest->off == j->sb.tail_off && oldest->seq == j->sb.start_seq) {
+            return 0;       /* still live: cannot happen, space is free */
+        }
+        first_off = oldest->off;
+        first_seq = oldest->seq;
+    }
+    j->sb.tail_off = first_off;
+    j->sb.start_seq = first_seq;
+    return write_super(j);
+}
+
+/* Is there room for a record of @size bytes, after a PAD of @pad bytes? */
+static bool ring_fits(struct journal *j, uint64_t size, uint64_t pad)
+{
+    const uint64_t start = j->sb.data_start, end = j->sb.size;
+    uint64_t tail;
+
+    if (j->used + pad + size > end - start) {
+        return false;
+    }
+    if (j->rec_count == 0) {
+        return true;
+    }
+    tail = rec_at(j, 0)->off;
+    if (j->head >= tail) {
+        /* free: [head, end) and [start, tail) */
+        return pad == 0 || start + size <= tail;
+    }
+    /* free: [head, tail) */
+    return pad == 0 && j->head + size <= tail;
+}
+
+int journal_prepare(struct journal *j, uint16_t type,
+                    const struct rec_extent *ext, uint32_t n,
+                    const struct iovec *iov, int iovcnt, size_t skip,
+                    size_t len, uint64_t *seq, uint64_t *data_off)
+{
+    const uint64_t start = j->sb.data_start, end = j->sb.size;
+    uint64_t size = journal_record_size(len), pad = 0, pos = j->head;
+    struct rec_header r;
+    uint8_t *p;
     int ret;
 
     if (j->rdonly || j->fd < 0) {
         return -EROFS;
     }
-    j->sb.start_seq = j->next_seq;
-    ret = write_super(j);
-    if (ret == 0) {
-        j->head = j->sb.data_start;
+    if (n > REC_MAX_EXTENTS || len > JOURNAL_MAX_RECORD ||
+        size + JNL_BLOCK > end - start) {
+        return -EFBIG;
     }
+    if (pos + size > end) {
+        pad = end - pos;
+        pos = start;
+    }
+    if (!ring_fits(j, size, pad)) {
+        return -ENOSPC;
+    }
+    /* room in the round buffer */
+    if (j->rlen + size + (pad ? JNL_BLOCK : 0) > j->rcap ||
+        j->nsegs + (pad ? 2 : 1) > MAX_SEGS) {
+        if (j->rlen > 0) {
+            return -EAGAIN;
+        }
+        uint8_t *nb = alloc_aligned(size + JNL_BLOCK);
+        if (!nb) {
+            return -ENOMEM;
+        }
+        free(j->rbuf);
+        j->rbuf = nb;
+        j->rcap = size + JNL_BLOCK;
+    }
+
+    if (pad) {
+        ret = guard_super(j, j->head, pad, j->head, j->next_seq);
+        if (ret < 0) {
+            return ret;
+        }
+        memset(&r, 0, sizeof(r));
+        r.type = REC_TYPE_PAD;
+        memcpy(r.uuid, j->uuid, LSVD_UUID_LEN);
+        r.seq = j->next_seq;
+        r.data_len = pad - JNL_BLOCK;
+        rec_header_encode(&r, round_append(j, j->head, JNL_BLOCK), NULL, 0);
+        rec_set(j, rec_push(j), j->next_seq++, j->head, pad, REC_TYPE_PAD,
+                NULL, 0);
+        j->head = start;
+    }
+    ret = guard_super(j, pos, size, pos, j->next_seq);
+    if (ret < 0) {
+        return ret;
+    }
+
+    r.type = type;
+    r.n_extents = n;
+    memcpy(r.uuid, j->uuid, LSVD_UUID_LEN);
+    r.seq = j->next_seq;
+    r.data_len = size - JNL_BLOCK;
+    memcpy(r.extents, ext, n * sizeof(*ext));
+    p = round_append(j, pos, size);
+    {
+        /* the data, copied from the caller's iovec and zero-padded */
+        uint8_t *d = p + JNL_BLOCK;
+        struct iovec dv = { d, size - JNL_BLOCK };
+
+        iov_to_buf(iov, iovcnt, skip, d, len);
+        memset(d + len, 0, size - JNL_BLOCK - len);
+        rec_header_encode(&r, p, &dv, type == REC_TYPE_WRITE ? 1 : 0);
+    }
+    rec_set(j, rec_push(j), j->next_seq, pos, size, type, ext, n);
+    *seq = j->next_seq++;
+    *data_off = pos + JNL_BLOCK;
+    j->head = pos + size == end ? start : pos + size;
+    return 0;
+}
+
+int journal_fence(struct journal *j)
+{
+    const uint64_t end = j->sb.size;
+    uint64_t pos = j->head;         /* a block always fits before end */
+    struct rec_header r;
+    int ret;
+
+    if (j->rdonly || j->fd < 0) {
+        return -EROFS;
+    }
+    if (!ring_fits(j, JNL_BLOCK, 0)) {
+        return 0;       /* full: nothing stale can follow the head */
+    }
+    ret = guard_super(j, pos, JNL_BLOCK, pos, j->next_seq);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(&r, 0, sizeof(r));
+    r.type = REC_TYPE_FENCE;
+    memcpy(r.uuid, j->uuid, LSVD_UUID_LEN);
+    r.seq = j->next_seq;
+    r.next_seq = j->next_seq + ring_records(j);
+    rec_header_encode(&r, round_append(j, pos, JNL_BLOCK), NULL, 0);
+    rec_set(j, rec_push(j), r.seq, pos, JNL_BLOCK, REC_TYPE_FENCE, NULL, 0);
+    j->next_seq = r.next_seq;
+    j->head = pos + JNL_BLOCK == end ? j->sb.data_start : pos + JNL_BLOCK;
+    return journal_submit(j, true);
+}
+
+int journal_submit(struct journal *j, bool flush)
+{
+    int res[MAX_SEGS + 1];
+    unsigned nreq = 0;
+    int ret = 0;
+
+    if (j->rdonly || j->fd < 0) {
+        return flush ? 0 : -EROFS;
+    }
+    if (!j->have_ring) {
+        for (int i = 0; i < j->nsegs && ret == 0; i++) {
+            ret = pwrite_all(j->fd, j->rbuf + j->segs[i].buf_off,
+                             j->segs[i].len, j->segs[i].off);
+        }
+        if (ret == 0 && flush && fdatasync(j->fd) < 0) {
+            ret = -errno;
+        }
+        j->rlen = 0;
+        j->nsegs = 0;
+        return ret;
+    }
+
+    for (int i = 0; i < j->nsegs; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&j->ring);
+        io_uring_prep_write(sqe, j->fd, j->rbuf + j->segs[i].buf_off,
+                            j->segs[i].len, j->segs[i].off);
+        io_uring_sqe_set_data64(sqe, i);
+        nreq++;
+    }
+    if (flush) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&j->ring);
+        io_uring_prep_fsync(sqe, j->fd, IORING_FSYNC_DATASYNC);
+        /* after this round's writes too, not only the earlier rounds */
+        sqe->flags |= IOSQE_IO_DRAIN;
+        io_uring_sqe_set_data64(sqe, MAX_SEGS);
+        nreq++;
+    }
+    if (nreq == 0) {
+        return 0;
+    }
+    ret = io_uring_submit_and_wait(&j->ring, nreq);
+    if (ret < 0) {
+        j->rlen = 0;
+        j->nsegs = 0;
+        return ret;
+    }
+    ret = 0;
+    for (unsigned k = 0; k < nreq; k++) {
+        struct io_uring_cqe *cqe;
+        int r = io_uring_wait_cqe(&j->ring, &cqe);
+
+        if (r < 0) {
+            ret = ret ? ret : r;
+            continue;
+        }
+        uint64_t i = io_uring_cqe_get_data64(cqe);
+        res[i] = cqe->res;
+        io_uring_cqe_seen(&j->ring, cqe);
+        if (i < MAX_SEGS && res[i] >= 0 && (size_t)res[i] != j->segs[i].len) {
+            res[i] = -EIO;          /* a short write to a preallocated file */
+        }
+        if (i == MAX_SEGS && res[i] > 0) {
+            res[i] = 0;
+        }
+        if (res[i] < 0 && ret == 0) {
+            ret = res[i];
+        }
+    }
+    j->rlen = 0;
+    j->nsegs = 0;
     return ret;
+}
+
+void journal_reclaim(struct journal *j, uint64_t durable_seq,
+                     journal_reclaim_fn *fn, void *arg)
+{
+    while (j->rec_count > 0) {
+        struct jrec *r = rec_at(j, 0);
+        bool data = r->type == REC_TYPE_WRITE || r->type == REC_TYPE_ZERO;
+
+        if (data && r->seq > durable_seq) {
+            break;
+        }
+        if (data) {
+            if (r->n_extents == 1) {
+                r->extents = &r->ext0;
+            }
+            fn(arg, r);
+        }
+        j->used -= r->len;
+        rec_free(r);
+        j->rec_first = (j->rec_first + 1) % j->rec_cap;
+        j->rec_count--;
+    }
 }
 
 int journal_read(struct journal *j, uint64_t off, void *buf, size_t len)
 {
-    if (j->fd < 0) {
+    if (j->rfd < 0) {
         return -EIO;
     }
-    return pread_all(j->fd, buf, len, off) == 0 ? 0 : -EIO;
+    return pread_all(j->rfd, buf, len, off) == 0 ? 0 : -EIO;
 }

@@ -12,15 +12,36 @@
 
 #include "extmap.h"
 
+#define PUT_RETRY_MIN_MS 100
+#define PUT_RETRY_MAX_MS 5000
+#define PUT_TRIES_CLOSING 5         /* tries left once closing */
+
 #define LOC_SEQ_MAX 0x7fffffffULL
 #define MAX_BATCH_EXTENTS 65536     /* seal early when this fragmented */
 
-/* What a read needs to know about an object: its chunk table. */
+/* What a read needs to know about an object: its chunk table.
+ * Immutable once made; freed with the objlog. */
 struct objinfo {
     uint32_t hdr_len;
     uint32_t n_chunks;
     struct obj_chunk *chunks;
     uint64_t *soff;                 /* n_chunks + 1 stored offsets */
+};
+
+/*
+ * A batch: FILLING (the journal thread adds to ol->cur) -> SEALED (queued
+ * for a PUT worker, sequence number assigned) -> DONE (PUT finished, maybe
+ * failed) -> APPLIED (in the object map, in sequence order; freed).
+ */
+struct batch {
+    uint64_t seq;
+    struct extmap *bmap;            /* lba -> sector in bbuf, or LOC_ZERO */
+    uint8_t *bbuf;
+    size_t blen, bcap;
+    uint64_t jseq;                  /* newest journal record in the batch */
+    bool done;                      /* DONE: ret and h are set */
+    int ret;
+    struct obj_header h;            /* the object's header, for the map */
 };
 
 struct objlog {
@@ -29,25 +50,24 @@ struct objlog {
     uint8_t uuid[LSVD_UUID_LEN];
     uint64_t vol_size;
     uint64_t batch_size;
+    unsigned put_depth;
     bool rdonly;
 
+    GRWLock map_lock;               /* protects omap, objs */
     struct extmap *omap;            /* lba -> seq << 32 | sector in object */
     GPtrArray *objs;                /* index seq -> struct objinfo * */
-    uint64_t next_seq;
 
-    /* the batch being filled */
-    struct extmap *bmap;            /* lba -> sector in bbuf, or LOC_ZERO */
-    uint8_t *bbuf;
-    size_t blen, bcap;
-    uint64_t bjseq;                 /* newest journal record in the batch */
+    struct batch *cur;              /* FILLING; journal thread only */
+    uint64_t next_seq;              /* journal thread only */
 
-    /* read scratch, worker thread only */
-    uint8_t *getbuf;
-    size_t getcap;
-    uint8_t *chunkbuf;
-
-    GMutex stats_lock;              /* protects stats */
+    GMutex lock;                    /* protects everything below */
+    GCond cond;                     /* a batch was applied or failed */
+    GQueue sealed;                  /* SEALED and DONE batches, seq order */
+    uint64_t durable_jseq;
+    int error;                      /* sticky: a PUT failed for good */
+    bool closing;
     struct objlog_stats stats;
+    struct workers *pool;           /* PUT workers */
 };
 
 void objlog_object_name(char *buf, const char *vol, uint64_t seq)
@@ -120,6 +140,7 @@ int objlog_write_super(struct backend *be, const char *vol,
     return be->ops->put(be->be, name, &iov, 1);
 }
 
+
 static void objinfo_free(gpointer p)
 {
     struct objinfo *o = p;
@@ -131,7 +152,8 @@ static void objinfo_free(gpointer p)
     }
 }
 
-/* Record object @h in the object map and the object table. */
+/* Record object @h in the object map and the object table (takes the map
+ * lock), and count it (the caller holds ol->lock or is alone). */
 static void add_object(struct objlog *ol, struct obj_header *h)
 {
     struct objinfo *o = g_new0(struct objinfo, 1);
@@ -145,6 +167,8 @@ static void add_object(struct objlog *ol, struct obj_header *h)
     for (uint32_t i = 0; i < o->n_chunks; i++) {
         o->soff[i + 1] = o->soff[i] + o->chunks[i].stored_len;
     }
+
+    g_rw_lock_writer_lock(&ol->map_lock);
     for (uint32_t i = 0; i < h->n_extents; i++) {
         struct obj_extent *e = &h->extents[i];
         uint64_t loc = e->flags & OBJ_EXT_ZERO ? LOC_ZERO :
@@ -155,13 +179,11 @@ static void add_object(struct objlog *ol, struct obj_header *h)
         g_ptr_array_set_size(ol->objs, h->seq + 1);
     }
     g_ptr_array_index(ol->objs, h->seq) = o;
-    ol->next_seq = h->seq + 1;
+    g_rw_lock_writer_unlock(&ol->map_lock);
 
-    g_mutex_lock(&ol->stats_lock);
     ol->stats.objects++;
     ol->stats.stored_bytes += h->hdr_len + h->data_len;
     ol->stats.last_seq = h->seq;
-    g_mutex_unlock(&ol->stats_lock);
 }
 
 /* Read and check the header of object @seq. */
@@ -210,8 +232,30 @@ static gint cmp_u64(gconstpointer a, gconstpointer b)
     return x < y ? -1 : x > y;
 }
 
+
+static struct batch *batch_new(void)
+{
+    struct batch *b = g_new0(struct batch, 1);
+
+    b->bmap = extmap_new();
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (b) {
+        extmap_free(b->bmap);
+        g_free(b->bbuf);
+        obj_header_free(&b->h);
+        g_free(b);
+    }
+}
+
+static void put_worker(void *data, void *user_data);
+
 int objlog_open(struct backend *be, const char *vol, const struct super *sb,
-                uint64_t batch_size, bool rdonly, struct objlog **out,
+                uint64_t batch_size, unsigned put_depth, bool rdonly,
+                struct objlog **out,
                 uint64_t *max_jseq, struct lsvd_err *err)
 {
     struct objlog *ol = g_new0(struct objlog, 1);
@@ -228,12 +272,15 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
     ol->vol_size = sb->size;
     ol->batch_size = batch_size;
     ol->rdonly = rdonly;
+    ol->put_depth = MAX(put_depth, 1);
     ol->omap = extmap_new();
-    ol->bmap = extmap_new();
     ol->objs = g_ptr_array_new_with_free_func(objinfo_free);
     ol->next_seq = 1;
-    ol->chunkbuf = g_malloc(OBJ_CHUNK_SIZE);
-    g_mutex_init(&ol->stats_lock);
+    ol->cur = batch_new();
+    g_rw_lock_init(&ol->map_lock);
+    g_mutex_init(&ol->lock);
+    g_cond_init(&ol->cond);
+    g_queue_init(&ol->sealed);
 
     ret = be->ops->list(be->be, prefix, &names);
     if (ret < 0) {
@@ -287,6 +334,15 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
         add_object(ol, &h);
         obj_header_free(&h);
     }
+    ol->next_seq = prefix_len + 1;
+    ol->durable_jseq = jseq;
+    if (!rdonly) {
+        ol->pool = workers_start("lsvd-put", ol->put_depth, put_worker, ol);
+        if (!ol->pool) {
+            ret = lsvd_fail(err, -EAGAIN, "cannot start PUT threads");
+            goto fail;
+        }
+    }
     *max_jseq = jseq;
     *out = ol;
     return 0;
@@ -301,61 +357,139 @@ void objlog_close(struct objlog *ol)
     if (!ol) {
         return;
     }
+    if (ol->pool) {
+        g_mutex_lock(&ol->lock);
+        ol->closing = true;
+        g_mutex_unlock(&ol->lock);
+        workers_stop(ol->pool);         /* waits for PUTs */
+    }
+    while (!g_queue_is_empty(&ol->sealed)) {
+        batch_free(g_queue_pop_head(&ol->sealed));
+    }
+    batch_free(ol->cur);
     extmap_free(ol->omap);
-    extmap_free(ol->bmap);
     g_ptr_array_unref(ol->objs);
-    g_free(ol->bbuf);
-    g_free(ol->getbuf);
-    g_free(ol->chunkbuf);
-    g_mutex_clear(&ol->stats_lock);
+    g_rw_lock_clear(&ol->map_lock);
+    g_mutex_clear(&ol->lock);
+    g_cond_clear(&ol->cond);
     g_free(ol->vol);
     g_free(ol);
 }
 
+/* ---- the batch being filled: journal thread ------------------------------ */
+
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
-                     const struct iovec *iov, int iovcnt, uint64_t jseq)
+                     const struct iovec *iov, int iovcnt, size_t skip,
+                     uint64_t jseq)
 {
+    struct batch *b = ol->cur;
     size_t len = sectors * LSVD_SECTOR_SIZE;
 
     if (iov) {
-        if (ol->blen + len > ol->bcap) {
-            size_t cap = MAX(ol->bcap * 2, ol->blen + len);
+        if (b->blen + len > b->bcap) {
+            size_t cap = MAX(b->bcap * 2, b->blen + len);
             cap = MAX(cap, ol->batch_size + (1 << 20));
-            uint8_t *p = g_try_realloc(ol->bbuf, cap);
+            uint8_t *p = g_try_realloc(b->bbuf, cap);
             if (!p) {
                 return -ENOMEM;
             }
-            ol->bbuf = p;
-            ol->bcap = cap;
+            b->bbuf = p;
+            b->bcap = cap;
         }
-        size_t pos = ol->blen;
-        for (int i = 0; i < iovcnt && pos < ol->blen + len; i++) {
-            size_t n = MIN(iov[i].iov_len, ol->blen + len - pos);
-            memcpy(ol->bbuf + pos, iov[i].iov_base, n);
-            pos += n;
-        }
-        extmap_update(ol->bmap, lba, sectors, ol->blen / LSVD_SECTOR_SIZE);
-        ol->blen += len;
+        iov_to_buf(iov, iovcnt, skip, b->bbuf + b->blen, len);
+        extmap_update(b->bmap, lba, sectors, b->blen / LSVD_SECTOR_SIZE);
+        b->blen += len;
     } else {
-        extmap_update(ol->bmap, lba, sectors, LOC_ZERO);
+        extmap_update(b->bmap, lba, sectors, LOC_ZERO);
     }
-    ol->bjseq = jseq;
+    b->jseq = jseq;
     return 0;
 }
 
 bool objlog_batch_full(const struct objlog *ol)
 {
-    return ol->blen >= ol->batch_size ||
-           extmap_count(ol->bmap) >= MAX_BATCH_EXTENTS;
+    return ol->cur->blen >= ol->batch_size ||
+           extmap_count(ol->cur->bmap) >= MAX_BATCH_EXTENTS;
 }
 
 bool objlog_batch_empty(const struct objlog *ol)
 {
-    return extmap_count(ol->bmap) == 0;
+    return extmap_count(ol->cur->bmap) == 0;
 }
 
+int objlog_seal(struct objlog *ol)
+{
+    struct batch *b = ol->cur;
+
+    if (objlog_batch_empty(ol)) {
+        return 0;
+    }
+    if (ol->rdonly) {
+        return -EROFS;
+    }
+    if (ol->next_seq > LOC_SEQ_MAX) {
+        return -EFBIG;
+    }
+    g_mutex_lock(&ol->lock);
+    /* bounded memory: at most put_depth batches in flight */
+    while (g_queue_get_length(&ol->sealed) >= ol->put_depth && !ol->error) {
+        g_cond_wait(&ol->cond, &ol->lock);
+    }
+    if (ol->error) {
+        int ret = ol->error;
+        g_mutex_unlock(&ol->lock);
+        return ret;
+    }
+    b->seq = ol->next_seq++;
+    g_queue_push_tail(&ol->sealed, b);
+    g_mutex_unlock(&ol->lock);
+
+    ol->cur = batch_new();
+    workers_push(ol->pool, b);
+    return 0;
+}
+
+uint64_t objlog_durable_jseq(struct objlog *ol)
+{
+    uint64_t v;
+
+    g_mutex_lock(&ol->lock);
+    v = ol->durable_jseq;
+    g_mutex_unlock(&ol->lock);
+    return v;
+}
+
+int objlog_wait_durable(struct objlog *ol, uint64_t old)
+{
+    int ret;
+
+    g_mutex_lock(&ol->lock);
+    while (ol->durable_jseq <= old && !ol->error &&
+           !g_queue_is_empty(&ol->sealed)) {
+        g_cond_wait(&ol->cond, &ol->lock);
+    }
+    ret = ol->error;
+    g_mutex_unlock(&ol->lock);
+    return ret;
+}
+
+int objlog_drain(struct objlog *ol)
+{
+    int ret;
+
+    g_mutex_lock(&ol->lock);
+    while (!g_queue_is_empty(&ol->sealed) && !ol->error) {
+        g_cond_wait(&ol->cond, &ol->lock);
+    }
+    ret = ol->error;
+    g_mutex_unlock(&ol->lock);
+    return ret;
+}
+
+/* ---- PUT workers ---------------------------------------------------------- */
+
 struct seal_ctx {
-    struct objlog *ol;
+    struct batch *b;
     GArray *extents;
     uint8_t *raw;
     uint64_t raw_len;
@@ -371,113 +505,150 @@ static int seal_extent(void *arg, uint64_t lba, uint64_t len,
         e.flags = OBJ_EXT_ZERO;
     } else {
         e.off = c->raw_len;
-        memcpy(c->raw + c->raw_len,
-               c->ol->bbuf + loc * LSVD_SECTOR_SIZE, len * LSVD_SECTOR_SIZE);
+        memcpy(c->raw + c->raw_len, c->b->bbuf + loc * LSVD_SECTOR_SIZE,
+               len * LSVD_SECTOR_SIZE);
         c->raw_len += len * LSVD_SECTOR_SIZE;
     }
     g_array_append_val(c->extents, e);
     return 0;
 }
 
-int objlog_seal(struct objlog *ol)
+/*
+ * Encode batch @b as an object: the newest data of every LBA in LBA order,
+ * compressed in independent chunks (a chunk stays raw if LZ4 loses).
+ * Fills @h (its tables g_malloc'd) and returns the stored data.
+ */
+static uint8_t *encode_batch(struct objlog *ol, struct batch *b,
+                             struct obj_header *h)
 {
-    struct seal_ctx c = { .ol = ol };
-    struct obj_header h = { 0 };
-    g_autofree uint8_t *stored = NULL, *hdr = NULL;
-    struct obj_chunk *chunks;
-    char name[OBJ_NAME_MAX];
-    struct iovec iov[2];
+    struct seal_ctx c = { .b = b };
     uint64_t n_chunks, spos = 0;
-    int ret;
+    uint8_t *stored;
 
-    if (objlog_batch_empty(ol)) {
-        return 0;
-    }
-    if (ol->rdonly) {
-        return -EROFS;
-    }
-    if (ol->next_seq > LOC_SEQ_MAX) {
-        return -EFBIG;
-    }
-
-    /* gather the newest data of every LBA in LBA order */
     c.extents = g_array_new(FALSE, FALSE, sizeof(struct obj_extent));
-    c.raw = g_try_malloc(MAX(ol->blen, 1));
-    if (!c.raw) {
-        g_array_free(c.extents, TRUE);
-        return -ENOMEM;
-    }
-    extmap_foreach(ol->bmap, seal_extent, &c);
+    c.raw = g_malloc(MAX(b->blen, 1));
+    extmap_foreach(b->bmap, seal_extent, &c);
 
-    /* compress in independent chunks; keep a chunk raw if LZ4 loses */
     n_chunks = (c.raw_len + OBJ_CHUNK_SIZE - 1) / OBJ_CHUNK_SIZE;
-    chunks = g_new0(struct obj_chunk, n_chunks + 1);
-    h.chunks = chunks;          /* freed at out:, unless add_object takes it */
-    stored = g_try_malloc(n_chunks * LZ4_compressBound(OBJ_CHUNK_SIZE) + 1);
-    if (!stored) {
-        ret = -ENOMEM;
-        goto out;
-    }
+    h->chunks = g_new0(struct obj_chunk, n_chunks + 1);
+    stored = g_malloc(n_chunks * LZ4_compressBound(OBJ_CHUNK_SIZE) + 1);
     for (uint64_t i = 0; i < n_chunks; i++) {
+        struct obj_chunk *ch = &h->chunks[i];
         uint32_t raw_len = MIN(OBJ_CHUNK_SIZE, c.raw_len - i * OBJ_CHUNK_SIZE);
         const uint8_t *src = c.raw + i * OBJ_CHUNK_SIZE;
         int n = LZ4_compress_default((const char *)src,
                                      (char *)stored + spos, raw_len,
                                      LZ4_compressBound(OBJ_CHUNK_SIZE));
 
-        chunks[i].raw_len = raw_len;
+        ch->raw_len = raw_len;
         if (n > 0 && (uint32_t)n < raw_len) {
-            chunks[i].flags = OBJ_CHUNK_LZ4;
-            chunks[i].stored_len = n;
+            ch->flags = OBJ_CHUNK_LZ4;
+            ch->stored_len = n;
         } else {
             memcpy(stored + spos, src, raw_len);
-            chunks[i].stored_len = raw_len;
+            ch->stored_len = raw_len;
         }
-        chunks[i].crc = lsvd_crc32c(0, stored + spos, chunks[i].stored_len);
-        spos += chunks[i].stored_len;
+        ch->crc = lsvd_crc32c(0, stored + spos, ch->stored_len);
+        spos += ch->stored_len;
     }
-
-    h.type = OBJ_TYPE_DATA;
-    memcpy(h.uuid, ol->uuid, LSVD_UUID_LEN);
-    h.seq = ol->next_seq;
-    h.jseq = ol->bjseq;
-    h.vol_size = ol->vol_size;
-    h.data_len = spos;
-    h.raw_len = c.raw_len;
-    h.chunk_size = OBJ_CHUNK_SIZE;
-    h.n_extents = c.extents->len;
-    h.extents = (struct obj_extent *)c.extents->data;
-    h.n_chunks = n_chunks;
-    hdr = obj_header_encode(&h);
-
-    objlog_object_name(name, ol->vol, h.seq);
-    iov[0] = (struct iovec){ hdr, h.hdr_len };
-    iov[1] = (struct iovec){ stored, spos };
-    ret = ol->be->ops->put(ol->be->be, name, iov, 2);
-    if (ret < 0) {
-        lsvd_log(LSVD_LOG_ERROR, "PUT %s failed: %s", name, g_strerror(-ret));
-        goto out;
-    }
-
-    add_object(ol, &h);
-    extmap_clear(ol->bmap);
-    ol->blen = 0;
-    ret = 0;
-out:
-    g_free(h.chunks);
-    g_array_free(c.extents, TRUE);
     g_free(c.raw);
-    return ret;
+
+    h->type = OBJ_TYPE_DATA;
+    memcpy(h->uuid, ol->uuid, LSVD_UUID_LEN);
+    h->seq = b->seq;
+    h->jseq = b->jseq;
+    h->vol_size = ol->vol_size;
+    h->data_len = spos;
+    h->raw_len = c.raw_len;
+    h->chunk_size = OBJ_CHUNK_SIZE;
+    h->n_extents = c.extents->len;
+    h->extents = (struct obj_extent *)g_array_free(c.extents, FALSE);
+    h->n_chunks = n_chunks;
+    return stored;
 }
 
-/* Read @len raw bytes at raw offset @off of object @seq into @dst. */
-static int read_object(struct objlog *ol, uint64_t seq, uint64_t off,
-                       size_t len, uint8_t *dst)
+/*
+ * Apply DONE batches to the object map in sequence order (objects complete
+ * out of order; an older object applied after a newer one would hide newer
+ * data).  Called with ol->lock held; takes the map lock inside it.
+ */
+static void apply_done(struct objlog *ol)
 {
-    struct objinfo *o = seq < ol->objs->len ?
-                        g_ptr_array_index(ol->objs, seq) : NULL;
+    struct batch *b;
+
+    while ((b = g_queue_peek_head(&ol->sealed)) && b->done) {
+        if (b->ret < 0) {
+            /* a gap: later objects must not be used either */
+            ol->error = b->ret;
+            break;
+        }
+        g_queue_pop_head(&ol->sealed);
+        add_object(ol, &b->h);
+        ol->durable_jseq = b->jseq;
+        batch_free(b);
+    }
+    g_cond_broadcast(&ol->cond);
+}
+
+static void put_worker(void *data, void *user_data)
+{
+    struct batch *b = data;
+    struct objlog *ol = user_data;
+    struct obj_header h = { 0 };
+    g_autofree uint8_t *stored = NULL, *hdr = NULL;
+    char name[OBJ_NAME_MAX];
+    unsigned delay = PUT_RETRY_MIN_MS, closing_tries = PUT_TRIES_CLOSING;
+    int ret;
+
+    stored = encode_batch(ol, b, &h);
+    hdr = obj_header_encode(&h);
+    objlog_object_name(name, ol->vol, b->seq);
+    for (;;) {
+        struct iovec iov[2] = {
+            { hdr, h.hdr_len },
+            { stored, h.data_len },
+        };
+        bool closing;
+
+        ret = ol->be->ops->put(ol->be->be, name, iov, 2);
+        if (ret == 0) {
+            break;
+        }
+        g_mutex_lock(&ol->lock);
+        closing = ol->closing;
+        g_mutex_unlock(&ol->lock);
+        if (closing && --closing_tries == 0) {
+            lsvd_log(LSVD_LOG_ERROR, "PUT %s failed: %s; giving up (the "
+                     "data stays in the journal)", name, g_strerror(-ret));
+            break;
+        }
+        lsvd_log(LSVD_LOG_WARNING, "PUT %s failed: %s; retrying in %u ms",
+                 name, g_strerror(-ret), delay);
+        g_usleep(delay * 1000 / 2 + g_random_int_range(0, delay * 1000 / 2));
+        delay = MIN(delay * 2, PUT_RETRY_MAX_MS);
+    }
+
+    g_mutex_lock(&ol->lock);
+    b->done = true;
+    b->ret = ret;
+    b->h = h;                       /* the batch owns the tables now */
+    /* the data went into the object: the copy is not needed any more */
+    g_free(b->bbuf);
+    b->bbuf = NULL;
+    apply_done(ol);
+    g_mutex_unlock(&ol->lock);
+}
+
+/* ---- reads: any thread -------------------------------------------------- */
+
+/* Read @len raw bytes at raw offset @off of object @seq into @dst. */
+static int read_object(struct objlog *ol, uint64_t seq,
+                       const struct objinfo *o, uint64_t off, size_t len,
+                       uint8_t *dst)
+{
     char name[OBJ_NAME_MAX];
     uint64_t c0, c1, start, get_len;
+    g_autofree uint8_t *getbuf = NULL, *chunkbuf = NULL;
     ssize_t n;
 
     objlog_object_name(name, ol->vol, seq);
@@ -490,16 +661,13 @@ static int read_object(struct objlog *ol, uint64_t seq, uint64_t off,
     }
     start = o->soff[c0];
     get_len = o->soff[c1 + 1] - start;
-    if (get_len > ol->getcap) {
-        uint8_t *p = g_try_realloc(ol->getbuf, get_len);
-        if (!p) {
-            return -ENOMEM;
-        }
-        ol->getbuf = p;
-        ol->getcap = get_len;
+    getbuf = g_try_malloc(get_len);
+    chunkbuf = g_try_malloc(OBJ_CHUNK_SIZE);
+    if (!getbuf || !chunkbuf) {
+        return -ENOMEM;
     }
     n = ol->be->ops->get_range(ol->be->be, name, o->hdr_len + start,
-                               ol->getbuf, get_len);
+                               getbuf, get_len);
     if (n < 0 || (uint64_t)n != get_len) {
         lsvd_log(LSVD_LOG_ERROR, "object %s: read of %" PRIu64 " bytes at %"
                  PRIu64 " failed: %s", name, get_len, o->hdr_len + start,
@@ -507,8 +675,8 @@ static int read_object(struct objlog *ol, uint64_t seq, uint64_t off,
         return -EIO;
     }
     for (uint64_t i = c0; i <= c1; i++) {
-        struct obj_chunk *ch = &o->chunks[i];
-        const uint8_t *src = ol->getbuf + (o->soff[i] - start);
+        const struct obj_chunk *ch = &o->chunks[i];
+        const uint8_t *src = getbuf + (o->soff[i] - start);
         uint64_t cstart = i * OBJ_CHUNK_SIZE;
         uint64_t from = MAX(off, cstart);
         uint64_t to = MIN(off + len, cstart + ch->raw_len);
@@ -520,15 +688,14 @@ static int read_object(struct objlog *ol, uint64_t seq, uint64_t off,
             return -EIO;
         }
         if (ch->flags & OBJ_CHUNK_LZ4) {
-            int r = LZ4_decompress_safe((const char *)src,
-                                        (char *)ol->chunkbuf,
+            int r = LZ4_decompress_safe((const char *)src, (char *)chunkbuf,
                                         ch->stored_len, OBJ_CHUNK_SIZE);
             if (r < 0 || (uint32_t)r != ch->raw_len) {
                 lsvd_log(LSVD_LOG_ERROR, "object %s: chunk %" PRIu64
                          ": LZ4 data does not decode", name, i);
                 return -EIO;
             }
-            src = ol->chunkbuf;
+            src = chunkbuf;
         }
         if (to > from) {
             memcpy(dst + (from - off), src + (from - cstart), to - from);
@@ -537,38 +704,65 @@ static int read_object(struct objlog *ol, uint64_t seq, uint64_t off,
     return 0;
 }
 
+struct piece {
+    uint64_t lba, len, loc;
+    const struct objinfo *o;
+};
+
 struct read_ctx {
     struct objlog *ol;
     uint64_t lba;
     uint8_t *buf;
+    GArray *pieces;
 };
 
-static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
-                      uint64_t loc)
+/* Map lock held: zero what reads as zero, note what is in objects. */
+static int collect_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
+                         uint64_t loc)
 {
     struct read_ctx *c = arg;
-    uint8_t *dst = c->buf + (lba - c->lba) * LSVD_SECTOR_SIZE;
 
     if (!mapped || (loc & LOC_ZERO)) {
-        memset(dst, 0, len * LSVD_SECTOR_SIZE);
-        return 0;
+        memset(c->buf + (lba - c->lba) * LSVD_SECTOR_SIZE, 0,
+               len * LSVD_SECTOR_SIZE);
+    } else {
+        uint64_t seq = loc >> 32;
+        struct piece p = {
+            lba, len, loc,
+            seq < c->ol->objs->len ? g_ptr_array_index(c->ol->objs, seq) :
+                                     NULL,
+        };
+        g_array_append_val(c->pieces, p);
     }
-    return read_object(c->ol, loc >> 32,
-                       (loc & 0xffffffffULL) * LSVD_SECTOR_SIZE,
-                       len * LSVD_SECTOR_SIZE, dst);
+    return 0;
 }
 
 int objlog_read(struct objlog *ol, uint64_t lba, uint64_t sectors,
                 uint8_t *buf)
 {
-    struct read_ctx c = { ol, lba, buf };
+    struct read_ctx c = { ol, lba, buf, NULL };
+    int ret = 0;
 
-    return extmap_lookup(ol->omap, lba, sectors, read_piece, &c);
+    c.pieces = g_array_new(FALSE, FALSE, sizeof(struct piece));
+    g_rw_lock_reader_lock(&ol->map_lock);
+    extmap_lookup(ol->omap, lba, sectors, collect_piece, &c);
+    g_rw_lock_reader_unlock(&ol->map_lock);
+
+    /* objects are immutable: no lock while fetching */
+    for (guint i = 0; i < c.pieces->len && ret == 0; i++) {
+        struct piece *p = &g_array_index(c.pieces, struct piece, i);
+        ret = read_object(ol, p->loc >> 32, p->o,
+                          (p->loc & 0xffffffffULL) * LSVD_SECTOR_SIZE,
+                          p->len * LSVD_SECTOR_SIZE,
+                          buf + (p->lba - lba) * LSVD_SECTOR_SIZE);
+    }
+    g_array_free(c.pieces, TRUE);
+    return ret;
 }
 
 void objlog_stats(struct objlog *ol, struct objlog_stats *st)
 {
-    g_mutex_lock(&ol->stats_lock);
+    g_mutex_lock(&ol->lock);
     *st = ol->stats;
-    g_mutex_unlock(&ol->stats_lock);
+    g_mutex_unlock(&ol->lock);
 }

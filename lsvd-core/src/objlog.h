@@ -5,16 +5,29 @@
  * objects.  The volume superblock object VOL/super is the only object ever
  * overwritten.
  *
- * Batch states: EMPTY -> FILLING (objlog_batch_add) -> PUT (objlog_seal)
- * -> EMPTY.  Writes are coalesced inside one batch only: the batch keeps
- * its own extent map, so an overwrite within a batch replaces the older
- * data, and the object holds only the newest data of each LBA.
+ * Batch states: FILLING (objlog_batch_add) -> SEALED (objlog_seal: gets
+ * the next sequence number, queued to a PUT worker) -> DONE (PUT finished)
+ * -> APPLIED (in the object map; the journal records up to its jseq are
+ * then "durable").  Up to put_depth batches are SEALED or DONE at once;
+ * PUTs complete in any order, but batches are applied in sequence order.
+ * A failed PUT is retried with backoff (forever, or a few more times once
+ * closing); one that fails for good leaves a gap, and nothing after it is
+ * applied: the data stays in the journal for the next open to replay.
+ *
+ * Writes are coalesced inside one batch only: the batch keeps its own
+ * extent map, so an overwrite within a batch replaces the older data, and
+ * the object holds only the newest data of each LBA.
  *
  * Recovery takes objects 1..N up to the first gap in the sequence; later
  * ("stranded") objects are deleted by a writable open.
  *
- * Threads: the volume's worker thread calls everything except
- * objlog_stats(), which takes objlog's stats lock.
+ * Threads: the batch calls (objlog_batch_*, objlog_seal) belong to the
+ * journal thread; PUT workers are objlog's own; objlog_read(),
+ * objlog_durable_jseq(), objlog_wait_durable(), objlog_drain() and
+ * objlog_stats() may be called from any thread.  map_lock (rwlock)
+ * protects the object map and object table; `lock` protects the sealed
+ * queue, durable_jseq, the error and the stats.  Lock order: lock, then
+ * map_lock.
  * Errors: negative errno; a CRC mismatch or malformed object is -EIO with
  * a log line naming the object.
  */
@@ -53,21 +66,33 @@ int objlog_write_super(struct backend *be, const char *vol,
  * unless @rdonly.  *max_jseq is the newest journal record in an object.
  */
 int objlog_open(struct backend *be, const char *vol, const struct super *sb,
-                uint64_t batch_size, bool rdonly, struct objlog **out,
-                uint64_t *max_jseq, struct lsvd_err *err);
+                uint64_t batch_size, unsigned put_depth, bool rdonly,
+                struct objlog **out, uint64_t *max_jseq,
+                struct lsvd_err *err);
+/* Waits for PUTs in flight (a few more tries each), then frees. */
 void objlog_close(struct objlog *ol);
 
 /* Add data (or zeros, when @iov is NULL) for [lba, lba+sectors) from
- * journal record @jseq to the batch. */
+ * journal record @jseq to the batch: the bytes start @skip bytes into
+ * @iov. */
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
-                     const struct iovec *iov, int iovcnt, uint64_t jseq);
+                     const struct iovec *iov, int iovcnt, size_t skip,
+                     uint64_t jseq);
 /* True when the batch has reached the batch size. */
 bool objlog_batch_full(const struct objlog *ol);
 bool objlog_batch_empty(const struct objlog *ol);
 
-/* Write the batch as the next object and update the object map.  Nothing
- * changes if the PUT fails. */
+/* Seal the batch and queue its PUT; waits while put_depth batches are in
+ * flight.  Returns the sticky error, if a PUT failed for good. */
 int objlog_seal(struct objlog *ol);
+
+/* Newest journal sequence number whose data is in applied objects. */
+uint64_t objlog_durable_jseq(struct objlog *ol);
+/* Wait until durable_jseq > @old, or nothing is in flight; returns the
+ * sticky error or 0. */
+int objlog_wait_durable(struct objlog *ol, uint64_t old);
+/* Wait until every sealed batch is applied; returns the sticky error. */
+int objlog_drain(struct objlog *ol);
 
 /*
  * Read [lba, lba+sectors) from the object map into @buf: mapped ranges from

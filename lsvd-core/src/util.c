@@ -83,3 +83,64 @@ void lsvd_uuid_format(const uint8_t u[LSVD_UUID_LEN], char out[37])
              u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
              u[10], u[11], u[12], u[13], u[14], u[15]);
 }
+
+struct workers {
+    GAsyncQueue *queue;
+    GThread **threads;
+    unsigned n;
+    workers_fn *fn;
+    void *arg;
+};
+
+static char workers_stop_token;
+
+static gpointer workers_main(gpointer p)
+{
+    struct workers *w = p;
+    void *item;
+
+    while ((item = g_async_queue_pop(w->queue)) != &workers_stop_token) {
+        w->fn(item, w->arg);
+    }
+    return NULL;
+}
+
+struct workers *workers_start(const char *name, unsigned n, workers_fn *fn,
+                              void *arg)
+{
+    struct workers *w = g_new0(struct workers, 1);
+
+    w->queue = g_async_queue_new();
+    w->threads = g_new0(GThread *, n);
+    w->fn = fn;
+    w->arg = arg;
+    for (w->n = 0; w->n < n; w->n++) {
+        w->threads[w->n] = g_thread_try_new(name, workers_main, w, NULL);
+        if (!w->threads[w->n]) {
+            workers_stop(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+void workers_push(struct workers *w, void *item)
+{
+    g_async_queue_push(w->queue, item);
+}
+
+void workers_stop(struct workers *w)
+{
+    if (!w) {
+        return;
+    }
+    for (unsigned i = 0; i < w->n; i++) {
+        g_async_queue_push(w->queue, &workers_stop_token);
+    }
+    for (unsigned i = 0; i < w->n; i++) {
+        g_thread_join(w->threads[i]);
+    }
+    g_async_queue_unref(w->queue);
+    g_free(w->threads);
+    g_free(w);
+}

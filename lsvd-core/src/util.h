@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "lsvd.h"
 
@@ -37,6 +38,39 @@ void lsvd_log(enum lsvd_log_level level, const char *fmt, ...)
 int lsvd_uuid_generate(uint8_t uuid[LSVD_UUID_LEN]);
 /* Format as 36 characters plus NUL. */
 void lsvd_uuid_format(const uint8_t uuid[LSVD_UUID_LEN], char out[37]);
+
+/* Copy @len bytes starting @skip bytes into the iovec to @buf. */
+static inline void iov_to_buf(const struct iovec *iov, int iovcnt,
+                              size_t skip, void *buf, size_t len)
+{
+    char *p = buf;
+
+    for (int i = 0; i < iovcnt && len > 0; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t n = iov[i].iov_len - skip;
+        n = n < len ? n : len;
+        memcpy(p, (const char *)iov[i].iov_base + skip, n);
+        p += n;
+        len -= n;
+        skip = 0;
+    }
+}
+
+/*
+ * A fixed set of worker threads taking items from one queue, in place of
+ * GThreadPool, whose process-wide threads do not survive fork().
+ * workers_stop() lets the threads finish the items queued before it, then
+ * joins them.
+ */
+typedef void workers_fn(void *item, void *arg);
+struct workers;
+struct workers *workers_start(const char *name, unsigned n, workers_fn *fn,
+                              void *arg);
+void workers_push(struct workers *w, void *item);
+void workers_stop(struct workers *w);
 
 /* Little-endian loads and stores: on-disk structs are byte arrays. */
 static inline void put_le16(uint8_t *p, uint16_t v)

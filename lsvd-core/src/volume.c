@@ -2,18 +2,28 @@
  * volume.c - the public API: create, open, close, and the read, write and
  * flush paths that tie the journal and the object log together.
  *
- * Layers are stacked in one place, volume_open(): backend -> object log ->
- * journal.  Requests go through one worker thread per volume, in order:
+ * Layers are stacked in one place, lsvd_open(): backend -> journal (locked
+ * first) -> object log -> journal replay.  Threads of an open volume:
  *
- *   write: journal record (ack) -> batch -> object PUT when the batch is full
- *          -> the journal space is reset once its records are all in objects
- *   read:  journal map, then object map, then zeros
- *   flush: one journal device flush
+ *   journal thread   takes writes, write-zeroes and flushes from `queue` in
+ *                    order, group-commits them to the journal (one io_uring
+ *                    round), then, in sequence order, points the journal
+ *                    map at them, adds them to the batch, and completes
+ *                    them; seals full batches; when the journal is full,
+ *                    reclaims records already in objects, or waits for PUTs
+ *   PUT workers      (objlog) encode and PUT sealed batches
+ *   read workers     serve reads: journal map, then object map, then zeros
  *
- * Threads: the lsvd_* entry points run on the caller's thread and only
- * queue requests; the worker owns the journal, the maps and the batch.
- * Callbacks run on the worker.  The stats in struct lsvd_volume are read
- * under `lock`.
+ * Callbacks run on the journal thread (writes, flushes) or a read worker.
+ *
+ * Locks: jmap_lock (rwlock) protects the journal map.  A reader holds it
+ * while it reads journal data, so the journal thread, which takes it for
+ * writing before it reclaims journal space, never overwrites data that a
+ * reader is still reading.  `lock` protects the counters for lsvd_stat().
+ *
+ * Journal map locations: data records map to the journal sector of the
+ * data; ZERO records map to LOC_ZERO | header sector << ZLOC_SHIFT, so that
+ * reclaim can tell which record an entry came from (see reclaim_record()).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +43,13 @@
 #include "objlog.h"
 #include "util.h"
 
+#define ROUND_MAX 64                /* requests per group commit */
+#define READ_THREADS 4
+#define PUT_DEPTH 4                 /* object PUTs in flight */
+#define ZLOC_SHIFT 24               /* ZERO extents: at most 2^24 sectors */
+#define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
+#define WRITE_REC_MAX (JOURNAL_MAX_RECORD / 2)  /* data per write record */
+
 enum vreq_type { VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_STOP };
 
 struct vreq {
@@ -45,27 +62,41 @@ struct vreq {
     void *cb_arg;
 };
 
+/* One journal record of a round; a request may need several. */
+struct rec_slot {
+    struct vreq *req;
+    uint64_t k;                     /* which record of the request */
+    bool last;                      /* the request's last record */
+    uint64_t seq, data_off;
+};
+
 struct lsvd_volume {
     char *name;
     bool rdonly;
     uint64_t size;
-    uint64_t batch_size;
     struct backend be;
     struct super sb;
     struct objlog *ol;
     struct journal *jnl;
-    struct extmap *jmap;        /* lba -> journal sector, or LOC_ZERO */
 
-    GThread *worker;
-    GAsyncQueue *queue;         /* struct vreq * */
-    uint8_t *rbuf;              /* read bounce buffer, worker only */
-    size_t rcap;
-    int close_ret;              /* set by the worker on VREQ_STOP */
+    GRWLock jmap_lock;
+    struct extmap *jmap;        /* lba -> journal location (see above) */
+
+    GThread *jthread;
+    GAsyncQueue *queue;         /* struct vreq *, for the journal thread */
+    struct workers *readers;
+    int failed;                 /* journal thread: sticky write error */
+    int close_ret;              /* set by the journal thread on STOP */
+
+    /* the round being prepared: journal thread only */
+    struct rec_slot slots[ROUND_MAX * 2];
+    int nslots;
+    struct vreq *flushes[ROUND_MAX];
+    int nflushes;
 
     GMutex lock;                /* protects journal_bytes */
-    uint64_t journal_bytes;
+    uint64_t journal_bytes;     /* not yet in objects */
 };
-
 /* ---- paths ---------------------------------------------------------------- */
 
 static char *journal_path(const struct lsvd_config *cfg, const char *name)
@@ -101,128 +132,363 @@ static int check_name(const char *name, struct lsvd_err *err)
     return 0;
 }
 
-/* ---- the worker ------------------------------------------------------- */
+/* ---- records of a request ---------------------------------------------- */
 
-/* Make room in the journal: put the batch into an object and reuse the
- * journal space, which then holds nothing that is not in an object. */
-static int write_out(struct lsvd_volume *v)
+/* How many journal records request @r needs. */
+static uint64_t req_records(const struct vreq *r)
 {
-    int ret = objlog_seal(v->ol);
+    uint64_t exts;
 
-    if (ret == 0) {
-        ret = journal_reset(v->jnl);
+    if (r->type == VREQ_WRITE) {
+        return (r->len + WRITE_REC_MAX - 1) / WRITE_REC_MAX;
     }
-    if (ret == 0) {
-        extmap_clear(v->jmap);
-        g_mutex_lock(&v->lock);
-        v->journal_bytes = 0;
-        g_mutex_unlock(&v->lock);
-    }
-    return ret;
+    exts = (r->len / LSVD_SECTOR_SIZE + ZERO_EXT_MAX - 1) / ZERO_EXT_MAX;
+    return (exts + REC_MAX_EXTENTS - 1) / REC_MAX_EXTENTS;
 }
 
-static int do_write(struct lsvd_volume *v, struct vreq *r)
+/* The extents of record @k of request @r, and where its data starts in
+ * the request's iovec (@skip) and how much there is (@len). */
+static uint32_t req_record(const struct vreq *r, uint64_t k,
+                           struct rec_extent *ext, size_t *skip, size_t *len)
 {
-    struct rec_extent ext = {
-        .lba = r->offset / LSVD_SECTOR_SIZE,
-        .sectors = r->len / LSVD_SECTOR_SIZE,
-    };
-    uint64_t seq, data_off;
-    int ret;
+    uint64_t lba0 = r->offset / LSVD_SECTOR_SIZE;
+    uint64_t total = r->len / LSVD_SECTOR_SIZE;
+    uint32_t n = 0;
 
-    if (v->rdonly) {
-        return -EROFS;
+    *skip = 0;
+    *len = 0;
+    if (r->type == VREQ_WRITE) {
+        *skip = k * WRITE_REC_MAX;
+        *len = MIN(WRITE_REC_MAX, r->len - *skip);
+        ext[0] = (struct rec_extent){
+            .lba = lba0 + *skip / LSVD_SECTOR_SIZE,
+            .sectors = *len / LSVD_SECTOR_SIZE,
+        };
+        return 1;
     }
-    if (journal_record_size(r->len) > journal_free(v->jnl)) {
-        ret = write_out(v);
+    for (uint64_t e = k * REC_MAX_EXTENTS; n < REC_MAX_EXTENTS; e++) {
+        uint64_t start = e * ZERO_EXT_MAX;
+        if (start >= total) {
+            break;
+        }
+        ext[n++] = (struct rec_extent){
+            .lba = lba0 + start,
+            .sectors = MIN(ZERO_EXT_MAX, total - start),
+        };
+    }
+    return n;
+}
+
+/* ---- the journal map ---------------------------------------------------- */
+
+static uint64_t zero_loc(uint64_t hdr_off)
+{
+    return LOC_ZERO | (hdr_off / LSVD_SECTOR_SIZE) << ZLOC_SHIFT;
+}
+
+/*
+ * Point the journal map at a record's extents; with @batch, also add them
+ * to the object log's batch.  jmap_lock held for writing (or no other
+ * thread yet, during open).
+ */
+static int map_record(struct lsvd_volume *v, uint16_t type,
+                      const struct rec_extent *ext, uint32_t n,
+                      uint64_t data_off, uint64_t seq,
+                      const struct iovec *iov, int iovcnt, size_t skip,
+                      bool batch)
+{
+    uint64_t pos = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        int ret = 0;
+
+        if (type == REC_TYPE_ZERO) {
+            extmap_update(v->jmap, ext[i].lba, ext[i].sectors,
+                          zero_loc(data_off - JNL_BLOCK));
+            if (batch) {
+                ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors,
+                                       NULL, 0, 0, seq);
+            }
+        } else {
+            extmap_update(v->jmap, ext[i].lba, ext[i].sectors,
+                          (data_off + pos) / LSVD_SECTOR_SIZE);
+            if (batch) {
+                ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors,
+                                       iov, iovcnt, skip + pos, seq);
+            }
+            pos += (uint64_t)ext[i].sectors * LSVD_SECTOR_SIZE;
+        }
         if (ret < 0) {
             return ret;
         }
-        if (journal_record_size(r->len) > journal_free(v->jnl)) {
-            return -ENOSPC;     /* larger than the whole journal */
-        }
-    }
-    ret = journal_append(v->jnl, REC_TYPE_WRITE, &ext, 1, r->iov, r->iovcnt,
-                         r->len, &seq, &data_off);
-    if (ret < 0) {
-        return ret;
-    }
-    extmap_update(v->jmap, ext.lba, ext.sectors,
-                  data_off / LSVD_SECTOR_SIZE);
-    g_mutex_lock(&v->lock);
-    v->journal_bytes = journal_used(v->jnl);
-    g_mutex_unlock(&v->lock);
-
-    ret = objlog_batch_add(v->ol, ext.lba, ext.sectors, r->iov, r->iovcnt,
-                           seq);
-    if (ret == 0 && objlog_batch_full(v->ol)) {
-        /* the write is journaled already: a failed PUT is retried later,
-         * and the write still succeeds */
-        if (write_out(v) < 0) {
-            lsvd_log(LSVD_LOG_WARNING, "volume '%s': writing a batch failed; "
-                     "will retry", v->name);
-        }
-    }
-    return ret;
-}
-
-static int do_zero(struct lsvd_volume *v, struct vreq *r)
-{
-    struct rec_extent ext[REC_MAX_EXTENTS];
-    uint64_t lba = r->offset / LSVD_SECTOR_SIZE;
-    uint64_t left = r->len / LSVD_SECTOR_SIZE;
-    int ret;
-
-    if (v->rdonly) {
-        return -EROFS;
-    }
-    /* one record per 252 extents of at most 2^31 sectors each */
-    while (left > 0) {
-        uint32_t n = 0;
-        uint64_t seq, data_off;
-
-        while (left > 0 && n < REC_MAX_EXTENTS) {
-            uint64_t len = MIN(left, 1ULL << 31);
-            ext[n++] = (struct rec_extent){ .lba = lba, .sectors = len };
-            lba += len;
-            left -= len;
-        }
-        if (journal_record_size(0) > journal_free(v->jnl)) {
-            ret = write_out(v);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-        ret = journal_append(v->jnl, REC_TYPE_ZERO, ext, n, NULL, 0, 0,
-                             &seq, &data_off);
-        if (ret < 0) {
-            return ret;
-        }
-        for (uint32_t i = 0; i < n; i++) {
-            extmap_update(v->jmap, ext[i].lba, ext[i].sectors, LOC_ZERO);
-            ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors, NULL, 0,
-                                   seq);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-    }
-    g_mutex_lock(&v->lock);
-    v->journal_bytes = journal_used(v->jnl);
-    g_mutex_unlock(&v->lock);
-    if (objlog_batch_full(v->ol) && write_out(v) < 0) {
-        lsvd_log(LSVD_LOG_WARNING, "volume '%s': writing a batch failed; "
-                 "will retry", v->name);
     }
     return 0;
 }
+
+struct match_ctx {
+    uint64_t lba, base;
+    GArray *hits;               /* pairs (lba, len) to trim */
+};
+
+static int match_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
+                       uint64_t loc)
+{
+    struct match_ctx *c = arg;
+
+    if (mapped && loc == c->base + (lba - c->lba)) {
+        uint64_t hit[2] = { lba, len };
+        g_array_append_vals(c->hits, hit, 2);
+    }
+    return 0;
+}
+
+/*
+ * The journal is about to reuse the space of record @r, which is in an
+ * object: drop the journal map entries that still point into it (newer
+ * records' entries stay).  jmap_lock held for writing.
+ */
+static void reclaim_record(void *arg, const struct jrec *r)
+{
+    struct lsvd_volume *v = arg;
+    struct match_ctx c;
+    uint64_t data = r->off + JNL_BLOCK;
+
+    c.hits = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    for (uint32_t i = 0; i < r->n_extents; i++) {
+        const struct rec_extent *e = &r->extents[i];
+
+        c.lba = e->lba;
+        if (r->type == REC_TYPE_ZERO) {
+            c.base = zero_loc(r->off);
+        } else {
+            c.base = data / LSVD_SECTOR_SIZE;
+            data += (uint64_t)e->sectors * LSVD_SECTOR_SIZE;
+        }
+        g_array_set_size(c.hits, 0);
+        extmap_lookup(v->jmap, e->lba, e->sectors, match_piece, &c);
+        for (guint h = 0; h < c.hits->len; h += 2) {
+            extmap_trim(v->jmap, g_array_index(c.hits, uint64_t, h),
+                        g_array_index(c.hits, uint64_t, h + 1));
+        }
+    }
+    g_array_free(c.hits, TRUE);
+}
+
+/* ---- the journal thread ------------------------------------------------- */
+
+static void update_stats(struct lsvd_volume *v)
+{
+    uint64_t dirty = journal_dirty_bytes(v->jnl, objlog_durable_jseq(v->ol));
+
+    g_mutex_lock(&v->lock);
+    v->journal_bytes = dirty;
+    g_mutex_unlock(&v->lock);
+}
+
+/* Write the prepared round, then apply and complete its records in
+ * sequence order. */
+static void run_round(struct lsvd_volume *v)
+{
+    int ret;
+
+    if (v->nslots == 0 && v->nflushes == 0) {
+        return;
+    }
+    ret = journal_submit(v->jnl, v->nflushes > 0);
+    if (ret < 0 && !v->failed) {
+        lsvd_log(LSVD_LOG_ERROR, "volume '%s': journal write failed: %s; "
+                 "refusing further writes", v->name, g_strerror(-ret));
+        v->failed = -EIO;
+    }
+    if (ret < 0) {
+        ret = -EIO;
+    }
+
+    g_rw_lock_writer_lock(&v->jmap_lock);
+    for (int i = 0; i < v->nslots && ret == 0; i++) {
+        struct rec_slot *s = &v->slots[i];
+        struct rec_extent ext[REC_MAX_EXTENTS];
+        size_t skip, len;
+        uint32_t n = req_record(s->req, s->k, ext, &skip, &len);
+
+        ret = map_record(v, s->req->type == VREQ_ZERO ? REC_TYPE_ZERO :
+                         REC_TYPE_WRITE, ext, n, s->data_off, s->seq,
+                         s->req->iov, s->req->iovcnt, skip, true);
+        if (ret < 0) {
+            /* the batch could not take it: it is journaled, but no object
+             * would ever hold it; stop writing */
+            lsvd_log(LSVD_LOG_ERROR, "volume '%s': batch: %s", v->name,
+                     g_strerror(-ret));
+            v->failed = ret = -EIO;
+        }
+    }
+    g_rw_lock_writer_unlock(&v->jmap_lock);
+
+    for (int i = 0; i < v->nslots; i++) {
+        struct rec_slot *s = &v->slots[i];
+        if (s->last) {
+            s->req->cb(s->req->cb_arg, ret);
+            g_free(s->req);
+        }
+    }
+    for (int i = 0; i < v->nflushes; i++) {
+        v->flushes[i]->cb(v->flushes[i]->cb_arg, ret);
+        g_free(v->flushes[i]);
+    }
+    v->nslots = 0;
+    v->nflushes = 0;
+
+    if (!v->failed && objlog_batch_full(v->ol)) {
+        ret = objlog_seal(v->ol);
+        if (ret < 0) {
+            lsvd_log(LSVD_LOG_ERROR, "volume '%s': %s", v->name,
+                     g_strerror(-ret));
+        }
+    }
+    update_stats(v);
+}
+
+/*
+ * The journal is full: reclaim the space of records that are in objects,
+ * and if there are none, seal the batch and wait for PUTs until there are.
+ */
+static int make_space(struct lsvd_volume *v)
+{
+    uint64_t used = journal_used(v->jnl);
+    uint64_t durable = objlog_durable_jseq(v->ol);
+    int ret;
+
+    g_rw_lock_writer_lock(&v->jmap_lock);
+    journal_reclaim(v->jnl, durable, reclaim_record, v);
+    g_rw_lock_writer_unlock(&v->jmap_lock);
+    if (journal_used(v->jnl) < used) {
+        return 0;
+    }
+    if (!objlog_batch_empty(v->ol)) {
+        ret = objlog_seal(v->ol);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = objlog_wait_durable(v->ol, durable);
+    if (ret < 0) {
+        return ret;
+    }
+    if (objlog_durable_jseq(v->ol) == durable) {
+        return -ENOSPC;         /* nothing in flight could free space */
+    }
+    return 0;
+}
+
+/* Prepare the records of write or write-zeroes request @r. */
+static void prepare_request(struct lsvd_volume *v, struct vreq *r)
+{
+    uint64_t nrec = req_records(r);
+
+    for (uint64_t k = 0; k < nrec; k++) {
+        struct rec_extent ext[REC_MAX_EXTENTS];
+        size_t skip, len;
+        uint32_t n = req_record(r, k, ext, &skip, &len);
+        struct rec_slot *s;
+        int ret;
+
+        for (;;) {
+            ret = v->failed;
+            if (ret < 0) {
+                break;
+            }
+            if (v->nslots == G_N_ELEMENTS(v->slots)) {
+                run_round(v);
+            }
+            s = &v->slots[v->nslots];
+            ret = journal_prepare(v->jnl, r->type == VREQ_ZERO ?
+                                  REC_TYPE_ZERO : REC_TYPE_WRITE, ext, n,
+                                  r->iov, r->iovcnt, skip, len, &s->seq,
+                                  &s->data_off);
+            if (ret != -EAGAIN && ret != -ENOSPC) {
+                break;
+            }
+            /* the round must go out before its space can be reused */
+            run_round(v);
+            if (ret == -ENOSPC) {
+                ret = make_space(v);
+                if (ret < 0) {
+                    break;
+                }
+            }
+        }
+        if (ret < 0) {
+            /* the records of @r already prepared complete nothing: the
+             * request is answered here, once */
+            r->cb(r->cb_arg, ret == -EFBIG ? -EINVAL : -EIO);
+            g_free(r);
+            return;
+        }
+        s->req = r;
+        s->k = k;
+        s->last = k + 1 == nrec;
+        v->nslots++;
+    }
+}
+
+static gpointer journal_thread(gpointer arg)
+{
+    struct lsvd_volume *v = arg;
+
+    for (;;) {
+        struct vreq *r = g_async_queue_pop(v->queue);
+
+        /* group commit: take what has queued up meanwhile */
+        for (int n = 0; r; n++) {
+            switch (r->type) {
+            case VREQ_WRITE:
+            case VREQ_ZERO:
+                prepare_request(v, r);
+                break;
+            case VREQ_FLUSH:
+                if (v->nflushes == ROUND_MAX) {
+                    run_round(v);
+                }
+                v->flushes[v->nflushes++] = r;
+                break;
+            case VREQ_STOP:
+                run_round(v);
+                if (v->rdonly) {
+                    v->close_ret = 0;
+                } else if (v->failed) {
+                    v->close_ret = v->failed;
+                } else {
+                    v->close_ret = objlog_seal(v->ol);
+                    if (v->close_ret == 0) {
+                        v->close_ret = objlog_drain(v->ol);
+                    }
+                }
+                g_free(r);
+                return NULL;
+            case VREQ_READ:
+                g_assert_not_reached();
+            }
+            r = n < ROUND_MAX ? g_async_queue_try_pop(v->queue) : NULL;
+            if (r && r->type == VREQ_STOP) {
+                g_async_queue_push_front(v->queue, r);
+                r = NULL;
+            }
+        }
+        run_round(v);
+    }
+}
+
+/* ---- reads --------------------------------------------------------------- */
 
 struct jread_ctx {
     struct lsvd_volume *v;
     uint64_t lba;
     uint8_t *buf;
+    GArray *gaps;               /* pairs (lba, len) not in the journal */
+    int ret;
 };
 
+/* jmap_lock held for reading. */
 static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
                       uint64_t loc)
 {
@@ -230,7 +496,9 @@ static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
     uint8_t *dst = c->buf + (lba - c->lba) * LSVD_SECTOR_SIZE;
 
     if (!mapped) {
-        return objlog_read(c->v->ol, lba, len, dst);
+        uint64_t gap[2] = { lba, len };
+        g_array_append_vals(c->gaps, gap, 2);
+        return 0;
     }
     if (loc & LOC_ZERO) {
         memset(dst, 0, len * LSVD_SECTOR_SIZE);
@@ -240,66 +508,51 @@ static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
                         len * LSVD_SECTOR_SIZE);
 }
 
-static int do_read(struct lsvd_volume *v, struct vreq *r)
+static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf)
 {
-    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, NULL };
-    size_t done = 0;
+    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, buf, NULL, 0 };
     int ret;
 
-    if (r->len > v->rcap) {
-        uint8_t *p = g_try_realloc(v->rbuf, r->len);
-        if (!p) {
-            return -ENOMEM;
-        }
-        v->rbuf = p;
-        v->rcap = r->len;
-    }
-    c.buf = v->rbuf;
+    c.gaps = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    g_rw_lock_reader_lock(&v->jmap_lock);
     ret = extmap_lookup(v->jmap, c.lba, r->len / LSVD_SECTOR_SIZE,
                         read_piece, &c);
-    if (ret < 0) {
-        return ret;
+    g_rw_lock_reader_unlock(&v->jmap_lock);
+    for (guint i = 0; i < c.gaps->len && ret == 0; i += 2) {
+        uint64_t lba = g_array_index(c.gaps, uint64_t, i);
+        ret = objlog_read(v->ol, lba, g_array_index(c.gaps, uint64_t, i + 1),
+                          buf + (lba - c.lba) * LSVD_SECTOR_SIZE);
     }
-    for (int i = 0; i < r->iovcnt && done < r->len; i++) {
-        size_t n = MIN(r->iov[i].iov_len, r->len - done);
-        memcpy(r->iov[i].iov_base, v->rbuf + done, n);
-        done += n;
-    }
-    return 0;
+    g_array_free(c.gaps, TRUE);
+    return ret;
 }
 
-static gpointer worker_main(gpointer arg)
+static void read_task(void *data, void *user_data)
 {
-    struct lsvd_volume *v = arg;
+    struct vreq *r = data;
+    struct lsvd_volume *v = user_data;
+    uint8_t *buf = r->iovcnt == 1 ? r->iov[0].iov_base : g_try_malloc(r->len);
+    int ret = -ENOMEM;
 
-    for (;;) {
-        struct vreq *r = g_async_queue_pop(v->queue);
-        int ret = 0;
-
-        switch (r->type) {
-        case VREQ_READ:
-            ret = do_read(v, r);
-            break;
-        case VREQ_WRITE:
-            ret = do_write(v, r);
-            break;
-        case VREQ_ZERO:
-            ret = do_zero(v, r);
-            break;
-        case VREQ_FLUSH:
-            ret = v->rdonly ? 0 : journal_flush(v->jnl);
-            break;
-        case VREQ_STOP:
-            v->close_ret = v->rdonly ? 0 : write_out(v);
-            g_free(r);
-            return NULL;
-        }
-        r->cb(r->cb_arg, ret);
-        g_free(r);
+    if (buf) {
+        ret = do_read(v, r, buf);
     }
+    if (ret == 0 && r->iovcnt != 1) {
+        size_t done = 0;
+        for (int i = 0; i < r->iovcnt && done < r->len; i++) {
+            size_t n = MIN(r->iov[i].iov_len, r->len - done);
+            memcpy(r->iov[i].iov_base, buf + done, n);
+            done += n;
+        }
+    }
+    if (r->iovcnt != 1) {
+        g_free(buf);
+    }
+    r->cb(r->cb_arg, ret);
+    g_free(r);
 }
 
-/* ---- submission ------------------------------------------------------- */
+/* ---- submission --------------------------------------------------------- */
 
 static size_t iov_length(const struct iovec *iov, int iovcnt)
 {
@@ -334,7 +587,11 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
         .type = type, .offset = offset, .iov = iov, .iovcnt = iovcnt,
         .len = len, .cb = cb, .cb_arg = cb_arg,
     };
-    g_async_queue_push(v->queue, r);
+    if (type == VREQ_READ) {
+        workers_push(v->readers, r);
+    } else {
+        g_async_queue_push(v->queue, r);
+    }
     return 0;
 }
 
@@ -454,53 +711,46 @@ int lsvd_flush(struct lsvd_volume *v)
 
 /* ---- open and close ----------------------------------------------------- */
 
+struct replay_ctx {
+    struct lsvd_volume *v;
+    uint64_t after_seq;         /* records up to here are in objects */
+};
+
 static int replay_record(void *arg, const struct rec_header *r,
                          const uint8_t *data, uint64_t data_off)
 {
-    struct lsvd_volume *v = arg;
-    uint64_t pos = 0;
+    struct replay_ctx *c = arg;
+    struct lsvd_volume *v = c->v;
+    struct iovec iov = { (void *)data, r->data_len };
 
     for (uint32_t i = 0; i < r->n_extents; i++) {
         const struct rec_extent *e = &r->extents[i];
-        uint64_t len = (uint64_t)e->sectors * LSVD_SECTOR_SIZE;
-        int ret;
 
-        if (e->lba + e->sectors > v->size / LSVD_SECTOR_SIZE) {
+        if (e->lba + e->sectors > v->size / LSVD_SECTOR_SIZE ||
+            (r->type == REC_TYPE_ZERO && e->sectors > ZERO_EXT_MAX)) {
             lsvd_log(LSVD_LOG_ERROR, "volume '%s': journal record %" PRIu64
-                     " lies outside the volume", v->name, r->seq);
+                     " at offset %" PRIu64 " is malformed", v->name, r->seq,
+                     data_off - JNL_BLOCK);
             return -EIO;
         }
-        if (r->type == REC_TYPE_ZERO) {
-            extmap_update(v->jmap, e->lba, e->sectors, LOC_ZERO);
-            ret = objlog_batch_add(v->ol, e->lba, e->sectors, NULL, 0,
-                                   r->seq);
-        } else {
-            struct iovec iov = { (void *)(data + pos), len };
-            extmap_update(v->jmap, e->lba, e->sectors,
-                          (data_off + pos) / LSVD_SECTOR_SIZE);
-            ret = objlog_batch_add(v->ol, e->lba, e->sectors, &iov, 1,
-                                   r->seq);
-            pos += len;
-        }
-        if (ret < 0) {
-            return ret;
-        }
     }
-    return 0;
+    return map_record(v, r->type, r->extents, r->n_extents, data_off, r->seq,
+                      &iov, 1, 0, r->seq > c->after_seq);
 }
 
 static void volume_free(struct lsvd_volume *v)
 {
-    journal_close(v->jnl);
+    workers_stop(v->readers);
     objlog_close(v->ol);
+    journal_close(v->jnl);
     extmap_free(v->jmap);
     super_free(&v->sb);
     backend_close(&v->be);
     if (v->queue) {
         g_async_queue_unref(v->queue);
     }
+    g_rw_lock_clear(&v->jmap_lock);
     g_mutex_clear(&v->lock);
-    g_free(v->rbuf);
     g_free(v->name);
     g_free(v);
 }
@@ -509,8 +759,10 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
               struct lsvd_volume **out, struct lsvd_err *err)
 {
     struct lsvd_volume *v;
+    struct replay_ctx rc;
     g_autofree char *jpath = NULL;
     uint64_t max_jseq = 0;
+    bool reset;
     int ret;
 
     ret = check_name(name, err);
@@ -519,11 +771,12 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     }
     v = g_new0(struct lsvd_volume, 1);
     g_mutex_init(&v->lock);
+    g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
     v->rdonly = flags & LSVD_OPEN_RDONLY;
-    v->batch_size = cfg->batch_size;
+    v->jmap = extmap_new();
 
-    /* the stack: backend -> object log -> journal */
+    /* the stack: backend -> journal -> object log -> replay */
     ret = backend_open(cfg->backend_url, &v->be, err);
     if (ret < 0) {
         goto fail;
@@ -546,24 +799,36 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    ret = objlog_open(&v->be, name, &v->sb, cfg->batch_size, v->rdonly,
-                      &v->ol, &max_jseq, err);
+    ret = objlog_open(&v->be, name, &v->sb, cfg->batch_size, PUT_DEPTH,
+                      v->rdonly, &v->ol, &max_jseq, err);
     if (ret < 0) {
         goto fail;
     }
-    v->jmap = extmap_new();
-    ret = journal_replay(v->jnl, max_jseq, replay_record, v);
+    rc = (struct replay_ctx){ v, max_jseq };
+    ret = journal_replay(v->jnl, max_jseq, replay_record, &rc, &reset);
     if (ret < 0) {
         lsvd_fail(err, ret, "volume '%s': journal replay failed: %s", name,
                   g_strerror(-ret));
         goto fail;
     }
-    v->journal_bytes = journal_used(v->jnl);
+    if (reset) {
+        extmap_clear(v->jmap);
+    }
+    if (!v->rdonly) {
+        ret = journal_fence(v->jnl);
+        if (ret < 0) {
+            lsvd_fail(err, ret, "volume '%s': cannot write journal %s: %s",
+                      name, jpath, g_strerror(-ret));
+            goto fail;
+        }
+    }
+    v->journal_bytes = journal_dirty_bytes(v->jnl, max_jseq);
 
     v->queue = g_async_queue_new();
-    v->worker = g_thread_try_new("lsvd-worker", worker_main, v, NULL);
-    if (!v->worker) {
-        ret = lsvd_fail(err, -EAGAIN, "cannot start the volume's thread");
+    v->readers = workers_start("lsvd-read", READ_THREADS, read_task, v);
+    v->jthread = g_thread_try_new("lsvd-journal", journal_thread, v, NULL);
+    if (!v->readers || !v->jthread) {
+        ret = lsvd_fail(err, -EAGAIN, "cannot start the volume's threads");
         goto fail;
     }
     *out = v;
@@ -581,7 +846,7 @@ int lsvd_close(struct lsvd_volume *v)
 
     stop->type = VREQ_STOP;
     g_async_queue_push(v->queue, stop);
-    g_thread_join(v->worker);
+    g_thread_join(v->jthread);
     ret = v->close_ret;
     volume_free(v);
     return ret;
