@@ -19,6 +19,7 @@ static const char *const known_keys[][2] = {
     { "cache", "dir" },
     { "cache", "size" },
     { "log", "batch_size" },
+    { "log", "checkpoint_objects" },
 };
 
 static bool key_known(const char *group, const char *key)
@@ -148,6 +149,7 @@ static struct lsvd_config *config_defaults(const char *source)
     cfg->cache_dir = g_strdup(LSVD_DEFAULT_CACHE_DIR);
     cfg->cache_size = LSVD_DEFAULT_CACHE_SIZE;
     cfg->batch_size = LSVD_DEFAULT_BATCH_SIZE;
+    cfg->checkpoint_objects = LSVD_DEFAULT_CHECKPOINT_OBJECTS;
     return cfg;
 }
 
@@ -192,6 +194,15 @@ int config_parse(const char *data, size_t len, const char *source,
     if (ret == 0) {
         ret = get_size(kf, source, "log", "batch_size", &cfg->batch_size,
                        err);
+    }
+    if (ret == 0) {
+        uint64_t n = cfg->checkpoint_objects;
+        ret = get_size(kf, source, "log", "checkpoint_objects", &n, err);
+        if (ret == 0 && (n < 1 || n > 1000000)) {
+            ret = lsvd_fail(err, -EINVAL, "%s: [log] checkpoint_objects "
+                            "must be between 1 and 1000000", source);
+        }
+        cfg->checkpoint_objects = n;
     }
     if (ret == 0) {
         ret = check_url(source, cfg->backend_url, err);

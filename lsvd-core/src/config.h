@@ -6,6 +6,7 @@
  *   [cache]    dir = /var/lib/lsvd/cache
  *              size = 1G           journal space on the cache device
  *   [log]      batch_size = 8M     data per object, 1M..32M
+ *              checkpoint_objects = 64   objects between map checkpoints
  *
  * Threads: a loaded config is immutable and may be shared by any threads.
  * Ownership: struct lsvd_config owns its strings.
@@ -24,6 +25,7 @@
 #define LSVD_MIN_BATCH_SIZE (1ULL << 20)
 #define LSVD_MAX_BATCH_SIZE (32ULL << 20)
 #define LSVD_MIN_CACHE_SIZE (64ULL << 20)
+#define LSVD_DEFAULT_CHECKPOINT_OBJECTS 64
 
 struct lsvd_config {
     char *source;           /* file path, or "(defaults)" */
@@ -31,6 +33,7 @@ struct lsvd_config {
     char *cache_dir;
     uint64_t cache_size;
     uint64_t batch_size;
+    unsigned checkpoint_objects;    /* objects between map checkpoints */
 };
 
 /*

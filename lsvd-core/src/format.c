@@ -277,6 +277,152 @@ void obj_header_free(struct obj_header *h)
     h->deferred = NULL;
 }
 
+/* ---- object map checkpoint ---------------------------------------------- */
+#define CKPT_CRC_OFF 124
+
+int obj_type(const uint8_t *b, size_t len)
+{
+    uint16_t type;
+    uint32_t total;
+    int ret = prefix_parse(b, len, &type, &total);
+
+    return ret < 0 ? ret : type;
+}
+
+static uint64_t ckpt_len(uint64_t ne, uint64_t no)
+{
+    return CKPT_FIXED_LEN + CKPT_EXTENT_LEN * ne + CKPT_OBJECT_LEN * no + 4;
+}
+
+uint8_t *ckpt_encode(const struct ckpt *c, size_t *len)
+{
+    size_t n = ckpt_len(c->n_extents, c->n_objects);
+    uint8_t *b = g_malloc0(n), *p;
+
+    prefix_encode(b, OBJ_TYPE_CHECKPOINT, CKPT_FIXED_LEN);
+    memcpy(b + 16, c->uuid, LSVD_UUID_LEN);
+    put_le64(b + 32, c->seq);
+    put_le64(b + 40, c->jseq);
+    put_le64(b + 48, c->vol_size);
+    put_le64(b + 56, c->n_extents);
+    put_le64(b + 64, c->n_objects);
+    put_le64(b + 72, n);
+    put_le64(b + 80, c->prev);
+    put_le32(b + CKPT_CRC_OFF, crc_skipping(b, CKPT_FIXED_LEN, CKPT_CRC_OFF));
+    p = b + CKPT_FIXED_LEN;
+    for (uint64_t i = 0; i < c->n_extents; i++, p += CKPT_EXTENT_LEN) {
+        const struct ckpt_extent *e = &c->extents[i];
+        put_le64(p, e->lba);
+        put_le32(p + 8, e->sectors);
+        put_le32(p + 12, e->flags);
+        put_le64(p + 16, e->seq << 32 | e->off);
+    }
+    for (uint64_t i = 0; i < c->n_objects; i++, p += CKPT_OBJECT_LEN) {
+        put_le64(p, c->objects[i].seq);
+        put_le32(p + 8, c->objects[i].hdr_len);
+        put_le32(p + 12, 0);
+        put_le64(p + 16, c->objects[i].data_len);
+    }
+    put_le32(p, lsvd_crc32c(0, b + CKPT_FIXED_LEN, p - b - CKPT_FIXED_LEN));
+    *len = n;
+    return b;
+}
+
+int ckpt_parse(const uint8_t *b, size_t len, struct ckpt *c, size_t *need)
+{
+    uint64_t total, prev_end = 0;
+    uint16_t type;
+    uint32_t fixed;
+    const uint8_t *p;
+    int ret;
+
+    memset(c, 0, sizeof(*c));
+    ret = prefix_parse(b, len, &type, &fixed);
+    if (ret < 0) {
+        return ret;
+    }
+    if (type != OBJ_TYPE_CHECKPOINT || fixed != CKPT_FIXED_LEN ||
+        len < CKPT_FIXED_LEN) {
+        return -EINVAL;
+    }
+    if (get_le32(b + CKPT_CRC_OFF) !=
+        crc_skipping(b, CKPT_FIXED_LEN, CKPT_CRC_OFF)) {
+        return -EIO;
+    }
+    memcpy(c->uuid, b + 16, LSVD_UUID_LEN);
+    c->seq = get_le64(b + 32);
+    c->jseq = get_le64(b + 40);
+    c->vol_size = get_le64(b + 48);
+    c->n_extents = get_le64(b + 56);
+    c->n_objects = get_le64(b + 64);
+    total = get_le64(b + 72);
+    c->prev = get_le64(b + 80);
+    if (c->n_extents > CKPT_MAX_ENTRIES || c->n_objects > CKPT_MAX_ENTRIES ||
+        total != ckpt_len(c->n_extents, c->n_objects) ||
+        c->vol_size % LSVD_SECTOR_SIZE || c->prev >= c->seq) {
+        return -EINVAL;
+    }
+    if (len < total) {
+        *need = total;
+        return -EAGAIN;
+    }
+    p = b + CKPT_FIXED_LEN;
+    if (get_le32(b + total - 4) !=
+        lsvd_crc32c(0, p, total - 4 - CKPT_FIXED_LEN)) {
+        return -EIO;
+    }
+    c->extents = g_try_new(struct ckpt_extent, c->n_extents + 1);
+    c->objects = g_try_new(struct ckpt_object, c->n_objects + 1);
+    if (!c->extents || !c->objects) {
+        ckpt_free(c);
+        return -ENOMEM;
+    }
+    for (uint64_t i = 0; i < c->n_extents; i++, p += CKPT_EXTENT_LEN) {
+        struct ckpt_extent *e = &c->extents[i];
+        uint64_t loc = get_le64(p + 16);
+
+        e->lba = get_le64(p);
+        e->sectors = get_le32(p + 8);
+        e->flags = get_le32(p + 12);
+        e->seq = loc >> 32;
+        e->off = loc & 0xffffffffu;
+        /* sorted, not overlapping, inside the volume, pointing at an
+         * object older than the checkpoint */
+        if (e->sectors == 0 || (e->flags & ~OBJ_EXT_ZERO) ||
+            e->lba < prev_end || e->lba > c->vol_size / LSVD_SECTOR_SIZE ||
+            e->sectors > c->vol_size / LSVD_SECTOR_SIZE - e->lba ||
+            ((e->flags & OBJ_EXT_ZERO) ? loc != 0 :
+             e->seq == 0 || e->seq >= c->seq)) {
+            ckpt_free(c);
+            return -EINVAL;
+        }
+        prev_end = e->lba + e->sectors;
+    }
+    for (uint64_t i = 0; i < c->n_objects; i++, p += CKPT_OBJECT_LEN) {
+        struct ckpt_object *o = &c->objects[i];
+
+        o->seq = get_le64(p);
+        o->hdr_len = get_le32(p + 8);
+        o->data_len = get_le64(p + 16);
+        if (o->seq == 0 || o->seq >= c->seq ||
+            (i > 0 && o->seq <= c->objects[i - 1].seq) ||
+            o->hdr_len < OBJ_FIXED_LEN || o->hdr_len > OBJ_MAX_HDR_LEN ||
+            get_le32(p + 12) != 0) {
+            ckpt_free(c);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+void ckpt_free(struct ckpt *c)
+{
+    g_free(c->extents);
+    g_free(c->objects);
+    c->extents = NULL;
+    c->objects = NULL;
+}
+
 /* ---- journal ------------------------------------------------------------ */
 #define JNL_CRC_OFF (JNL_BLOCK - 4)
 #define REC_CRC_OFF 48

@@ -27,7 +27,7 @@
 /* ---- objects: shared prefix ------------------------------------------- */
 #define OBJ_MAGIC "LSVDOBJ"         /* 8 bytes with the NUL */
 #define OBJ_TYPE_DATA 1
-#define OBJ_TYPE_CHECKPOINT 2       /* reserved: not written yet */
+#define OBJ_TYPE_CHECKPOINT 2       /* object map checkpoint */
 #define OBJ_TYPE_SUPER 3
 
 /* ---- volume superblock object "VOL/super" ----------------------------- */
@@ -104,6 +104,46 @@ uint8_t *obj_header_encode(struct obj_header *h);
  */
 int obj_header_parse(const uint8_t *buf, size_t len, struct obj_header *h);
 void obj_header_free(struct obj_header *h);
+
+/* ---- object map checkpoint (a type 2 object in the log) ---------------- */
+#define CKPT_FIXED_LEN 128
+#define CKPT_EXTENT_LEN 24
+#define CKPT_OBJECT_LEN 24
+#define CKPT_MAX_ENTRIES (1ULL << 32)
+
+struct ckpt_extent {
+    uint64_t lba;
+    uint32_t sectors;
+    uint32_t flags;                 /* OBJ_EXT_ZERO */
+    uint64_t seq;                   /* object (0 for ZERO) */
+    uint32_t off;                   /* sector offset in its raw stream */
+};
+
+struct ckpt_object {
+    uint64_t seq;
+    uint32_t hdr_len;
+    uint64_t data_len;
+};
+
+struct ckpt {
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t seq;                   /* this checkpoint's own number */
+    uint64_t jseq;                  /* newest journal record it covers */
+    uint64_t vol_size;
+    uint64_t prev;                  /* previous checkpoint (0: none) */
+    uint64_t n_extents, n_objects;
+    struct ckpt_extent *extents;
+    struct ckpt_object *objects;
+};
+
+/* Encode into a g_malloc'd buffer of *len bytes. */
+uint8_t *ckpt_encode(const struct ckpt *c, size_t *len);
+/* Parse; -EAGAIN with *need set when @len is shorter than the whole
+ * checkpoint (read that much and call again). */
+int ckpt_parse(const uint8_t *buf, size_t len, struct ckpt *c, size_t *need);
+void ckpt_free(struct ckpt *c);
+/* The type field of an object's first bytes (any object), or -EINVAL. */
+int obj_type(const uint8_t *buf, size_t len);
 
 /* ---- journal ----------------------------------------------------------- */
 #define JNL_BLOCK 4096

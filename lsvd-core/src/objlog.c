@@ -23,6 +23,8 @@
  * Immutable once made; freed with the objlog. */
 struct objinfo {
     uint32_t hdr_len;
+    uint64_t data_len;
+    int loaded;                     /* chunk table present (atomic) */
     uint32_t n_chunks;
     struct obj_chunk *chunks;
     uint64_t *soff;                 /* n_chunks + 1 stored offsets */
@@ -34,6 +36,7 @@ struct objinfo {
  * failed) -> APPLIED (in the object map, in sequence order; freed).
  */
 struct batch {
+    bool ckpt;                      /* a map checkpoint, not data */
     uint64_t seq;
     struct extmap *bmap;            /* lba -> sector in bbuf, or LOC_ZERO */
     uint8_t *bbuf;
@@ -59,6 +62,10 @@ struct objlog {
 
     struct batch *cur;              /* FILLING; journal thread only */
     uint64_t next_seq;              /* journal thread only */
+    unsigned ckpt_every;            /* objects between checkpoints */
+    unsigned since_ckpt;            /* journal thread only */
+    uint64_t last_ckpt;             /* seq; under `lock` */
+    GMutex hdr_lock;                /* serialises chunk table loads */
 
     GMutex lock;                    /* protects everything below */
     GCond cond;                     /* a batch was applied or failed */
@@ -159,6 +166,8 @@ static void add_object(struct objlog *ol, struct obj_header *h)
     struct objinfo *o = g_new0(struct objinfo, 1);
 
     o->hdr_len = h->hdr_len;
+    o->data_len = h->data_len;
+    o->loaded = 1;
     o->n_chunks = h->n_chunks;
     o->chunks = h->chunks;
     h->chunks = NULL;
@@ -186,7 +195,8 @@ static void add_object(struct objlog *ol, struct obj_header *h)
     ol->stats.last_seq = h->seq;
 }
 
-/* Read and check the header of object @seq. */
+/* Read and check the header of data object @seq; 1 (and nothing to
+ * free) if it is a checkpoint instead. */
 static int load_header(struct objlog *ol, uint64_t seq, struct obj_header *h,
                        struct lsvd_err *err)
 {
@@ -203,6 +213,10 @@ static int load_header(struct objlog *ol, uint64_t seq, struct obj_header *h,
         if (n < 0) {
             return lsvd_fail(err, n, "cannot read object %s: %s", name,
                              g_strerror(-n));
+        }
+        if (obj_type(buf, n) == OBJ_TYPE_CHECKPOINT) {
+            memset(h, 0, sizeof(*h));
+            return 1;       /* no data: an older checkpoint's successor */
         }
         ret = obj_header_parse(buf, n, h);
         if (ret == -EAGAIN && (size_t)n == len && h->hdr_len > len) {
@@ -221,6 +235,98 @@ static int load_header(struct objlog *ol, uint64_t seq, struct obj_header *h,
                  ret == -EIO ? "CRC mismatch" : g_strerror(-ret));
         return lsvd_fail(err, -EIO, "object %s: bad header (%s)", name,
                          ret == -EIO ? "CRC mismatch" : g_strerror(-ret));
+    }
+    return 0;
+}
+
+/* Load checkpoint @c: the object map and the object table as they were
+ * when every object before it was applied. */
+static void load_checkpoint(struct objlog *ol, const struct ckpt *c)
+{
+    for (uint64_t i = 0; i < c->n_extents; i++) {
+        const struct ckpt_extent *e = &c->extents[i];
+        uint64_t loc = e->flags & OBJ_EXT_ZERO ? LOC_ZERO :
+                       e->seq << 32 | e->off;
+        extmap_update(ol->omap, e->lba, e->sectors, loc);
+    }
+    for (uint64_t i = 0; i < c->n_objects; i++) {
+        const struct ckpt_object *co = &c->objects[i];
+        struct objinfo *o = g_new0(struct objinfo, 1);
+
+        o->hdr_len = co->hdr_len;      /* chunk table loaded when read */
+        o->data_len = co->data_len;
+        if (ol->objs->len <= co->seq) {
+            g_ptr_array_set_size(ol->objs, co->seq + 1);
+        }
+        g_ptr_array_index(ol->objs, co->seq) = o;
+        ol->stats.objects++;
+        ol->stats.stored_bytes += co->hdr_len + co->data_len;
+    }
+    ol->stats.last_seq = c->seq;
+    ol->last_ckpt = c->seq;
+}
+
+/*
+ * Find the newest checkpoint, searching the objects from the newest down,
+ * and load it.  A checkpoint is written only once every object before it
+ * is applied, so a gap below it is never a lost PUT.  *first is the index
+ * in @seqs of the first object after it (0 and last_ckpt 0 if there is
+ * none); *jseq its newest journal record.
+ */
+static int find_checkpoint(struct objlog *ol, GArray *seqs, guint *first,
+                           uint64_t *jseq, struct lsvd_err *err)
+{
+    const size_t probe = 4096;
+    g_autofree uint8_t *buf = g_malloc(probe);
+
+    *first = 0;
+    *jseq = 0;
+    for (guint i = seqs->len; i-- > 0;) {
+        uint64_t seq = g_array_index(seqs, uint64_t, i);
+        char name[OBJ_NAME_MAX];
+        g_autofree uint8_t *all = NULL;
+        struct ckpt c;
+        size_t need = 0;
+        ssize_t n;
+        int ret;
+
+        objlog_object_name(name, ol->vol, seq);
+        n = ol->be->ops->get_range(ol->be->be, name, 0, buf, probe);
+        if (n < 0) {
+            return lsvd_fail(err, n, "cannot read object %s: %s", name,
+                             g_strerror(-n));
+        }
+        if (obj_type(buf, n) != OBJ_TYPE_CHECKPOINT) {
+            continue;
+        }
+        ret = ckpt_parse(buf, n, &c, &need);
+        if (ret == -EAGAIN) {
+            all = g_try_malloc(need);
+            if (!all) {
+                return lsvd_fail(err, -ENOMEM, "checkpoint %s: out of memory",
+                                 name);
+            }
+            n = ol->be->ops->get_range(ol->be->be, name, 0, all, need);
+            ret = n < 0 ? (int)n : ckpt_parse(all, n, &c, &need);
+        }
+        if (ret == 0 && (memcmp(c.uuid, ol->uuid, LSVD_UUID_LEN) != 0 ||
+                         c.seq != seq)) {
+            ckpt_free(&c);
+            ret = -EINVAL;
+        }
+        if (ret < 0) {
+            /* an older checkpoint and the objects after it still hold
+             * everything */
+            lsvd_log(LSVD_LOG_WARNING, "checkpoint %s is unusable (%s); "
+                     "trying an older one", name,
+                     ret == -EIO ? "CRC mismatch" : g_strerror(-ret));
+            continue;
+        }
+        load_checkpoint(ol, &c);
+        *jseq = c.jseq;
+        *first = i + 1;
+        ckpt_free(&c);
+        return 0;
     }
     return 0;
 }
@@ -254,16 +360,16 @@ static void batch_free(struct batch *b)
 static void put_worker(void *data, void *user_data);
 
 int objlog_open(struct backend *be, const char *vol, const struct super *sb,
-                uint64_t batch_size, unsigned put_depth, bool rdonly,
-                struct objlog **out,
+                uint64_t batch_size, unsigned put_depth,
+                unsigned ckpt_every, bool rdonly, struct objlog **out,
                 uint64_t *max_jseq, struct lsvd_err *err)
 {
     struct objlog *ol = g_new0(struct objlog, 1);
     g_autofree char *prefix = g_strdup_printf("%s/", vol);
     g_autoptr(GPtrArray) names = NULL;
     g_autoptr(GArray) seqs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    uint64_t jseq = 0;
-    guint prefix_len;
+    uint64_t jseq = 0, expect;
+    guint first, run;
     int ret;
 
     ol->be = be;
@@ -273,6 +379,8 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
     ol->batch_size = batch_size;
     ol->rdonly = rdonly;
     ol->put_depth = MAX(put_depth, 1);
+    ol->ckpt_every = MAX(ckpt_every, 1);
+    g_mutex_init(&ol->hdr_lock);
     ol->omap = extmap_new();
     ol->objs = g_ptr_array_new_with_free_func(objinfo_free);
     ol->next_seq = 1;
@@ -305,13 +413,18 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
     }
     g_array_sort(seqs, cmp_u64);
 
-    /* the consecutive prefix 1..N */
-    for (prefix_len = 0; prefix_len < seqs->len; prefix_len++) {
-        if (g_array_index(seqs, uint64_t, prefix_len) != prefix_len + 1) {
+    /* the newest checkpoint, then the consecutive run after it */
+    ret = find_checkpoint(ol, seqs, &first, &jseq, err);
+    if (ret < 0) {
+        goto fail;
+    }
+    expect = ol->last_ckpt + 1;
+    for (run = first; run < seqs->len; run++) {
+        if (g_array_index(seqs, uint64_t, run) != expect + (run - first)) {
             break;
         }
     }
-    for (guint i = prefix_len; i < seqs->len && !rdonly; i++) {
+    for (guint i = run; i < seqs->len && !rdonly; i++) {
         char name[OBJ_NAME_MAX];
 
         objlog_object_name(name, vol, g_array_index(seqs, uint64_t, i));
@@ -323,18 +436,21 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
             goto fail;
         }
     }
-    for (guint i = 0; i < prefix_len; i++) {
+    for (guint i = first; i < run; i++) {
         struct obj_header h;
 
-        ret = load_header(ol, i + 1, &h, err);
+        ret = load_header(ol, g_array_index(seqs, uint64_t, i), &h, err);
         if (ret < 0) {
             goto fail;
+        }
+        if (ret == 1) {
+            continue;
         }
         jseq = MAX(jseq, h.jseq);
         add_object(ol, &h);
         obj_header_free(&h);
     }
-    ol->next_seq = prefix_len + 1;
+    ol->next_seq = expect + (run - first);
     ol->durable_jseq = jseq;
     if (!rdonly) {
         ol->pool = workers_start("lsvd-put", ol->put_depth, put_worker, ol);
@@ -370,6 +486,7 @@ void objlog_close(struct objlog *ol)
     extmap_free(ol->omap);
     g_ptr_array_unref(ol->objs);
     g_rw_lock_clear(&ol->map_lock);
+    g_mutex_clear(&ol->hdr_lock);
     g_mutex_clear(&ol->lock);
     g_cond_clear(&ol->cond);
     g_free(ol->vol);
@@ -446,6 +563,17 @@ int objlog_seal(struct objlog *ol)
 
     ol->cur = batch_new();
     workers_push(ol->pool, b);
+    if (++ol->since_ckpt >= ol->ckpt_every && ol->next_seq <= LOC_SEQ_MAX) {
+        struct batch *c = batch_new();
+
+        c->ckpt = true;
+        ol->since_ckpt = 0;
+        g_mutex_lock(&ol->lock);
+        c->seq = ol->next_seq++;
+        g_queue_push_tail(&ol->sealed, c);
+        g_mutex_unlock(&ol->lock);
+        workers_push(ol->pool, c);
+    }
     return 0;
 }
 
@@ -583,11 +711,98 @@ static void apply_done(struct objlog *ol)
             break;
         }
         g_queue_pop_head(&ol->sealed);
-        add_object(ol, &b->h);
-        ol->durable_jseq = b->jseq;
+        if (b->ckpt) {
+            ol->last_ckpt = b->seq;
+            ol->stats.last_seq = b->seq;
+        } else {
+            add_object(ol, &b->h);
+            ol->durable_jseq = b->jseq;
+        }
         batch_free(b);
     }
     g_cond_broadcast(&ol->cond);
+}
+
+struct ckpt_ctx {
+    GArray *extents;
+};
+
+static int ckpt_extent(void *arg, uint64_t lba, uint64_t len,
+                       bool mapped G_GNUC_UNUSED, uint64_t loc)
+{
+    struct ckpt_ctx *c = arg;
+    struct ckpt_extent e = { .lba = lba, .sectors = len };
+
+    if (loc & LOC_ZERO) {
+        e.flags = OBJ_EXT_ZERO;
+    } else {
+        e.seq = loc >> 32;
+        e.off = loc & 0xffffffffu;
+    }
+    /* the map's extents may be longer than a checkpoint entry holds */
+    while (len > 0) {
+        e.sectors = MIN(len, UINT32_MAX & ~7u);
+        g_array_append_val(c->extents, e);
+        len -= e.sectors;
+        e.lba += e.sectors;
+        if (!(e.flags & OBJ_EXT_ZERO)) {
+            e.off += e.sectors;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Encode checkpoint @b once every object before it is applied (it waits
+ * for that): the object map and the object table as they are then.
+ * Returns NULL if an earlier PUT failed for good.  Sets b->blen to the
+ * encoded length.
+ */
+static uint8_t *encode_checkpoint(struct objlog *ol, struct batch *b)
+{
+    struct ckpt c = { .seq = b->seq };
+    struct ckpt_ctx x;
+    GArray *objects;
+    uint8_t *buf;
+    size_t len;
+
+    g_mutex_lock(&ol->lock);
+    while (g_queue_peek_head(&ol->sealed) != b && !ol->error) {
+        g_cond_wait(&ol->cond, &ol->lock);
+    }
+    if (ol->error) {
+        g_mutex_unlock(&ol->lock);
+        return NULL;
+    }
+    c.jseq = ol->durable_jseq;
+    c.prev = ol->last_ckpt;
+    g_mutex_unlock(&ol->lock);
+
+    /* nothing is applied while this batch heads the queue undone */
+    x.extents = g_array_new(FALSE, FALSE, sizeof(struct ckpt_extent));
+    objects = g_array_new(FALSE, FALSE, sizeof(struct ckpt_object));
+    g_rw_lock_reader_lock(&ol->map_lock);
+    extmap_foreach(ol->omap, ckpt_extent, &x);
+    for (guint i = 0; i < ol->objs->len; i++) {
+        struct objinfo *o = g_ptr_array_index(ol->objs, i);
+        if (o) {
+            struct ckpt_object co = { i, o->hdr_len, o->data_len };
+            g_array_append_val(objects, co);
+        }
+    }
+    g_rw_lock_reader_unlock(&ol->map_lock);
+
+    memcpy(c.uuid, ol->uuid, LSVD_UUID_LEN);
+    c.vol_size = ol->vol_size;
+    c.n_extents = x.extents->len;
+    c.extents = (struct ckpt_extent *)x.extents->data;
+    c.n_objects = objects->len;
+    c.objects = (struct ckpt_object *)objects->data;
+    buf = ckpt_encode(&c, &len);
+    b->blen = len;
+    g_array_free(x.extents, TRUE);
+    g_array_free(objects, TRUE);
+    return buf;
 }
 
 static void put_worker(void *data, void *user_data)
@@ -598,15 +813,23 @@ static void put_worker(void *data, void *user_data)
     g_autofree uint8_t *stored = NULL, *hdr = NULL;
     char name[OBJ_NAME_MAX];
     unsigned delay = PUT_RETRY_MIN_MS, closing_tries = PUT_TRIES_CLOSING;
-    int ret;
+    int ret = -EIO;
 
-    stored = encode_batch(ol, b, &h);
-    hdr = obj_header_encode(&h);
+    if (b->ckpt) {
+        hdr = encode_checkpoint(ol, b);
+        h.hdr_len = hdr ? b->blen : 0;
+        if (!hdr) {
+            goto done;          /* an earlier PUT failed for good */
+        }
+    } else {
+        stored = encode_batch(ol, b, &h);
+        hdr = obj_header_encode(&h);
+    }
     objlog_object_name(name, ol->vol, b->seq);
     for (;;) {
         struct iovec iov[2] = {
             { hdr, h.hdr_len },
-            { stored, h.data_len },
+            { stored, b->ckpt ? 0 : h.data_len },
         };
         bool closing;
 
@@ -628,9 +851,10 @@ static void put_worker(void *data, void *user_data)
         delay = MIN(delay * 2, PUT_RETRY_MAX_MS);
     }
 
+done:
     g_mutex_lock(&ol->lock);
     b->done = true;
-    b->ret = ret;
+    b->ret = hdr ? ret : -EIO;
     b->h = h;                       /* the batch owns the tables now */
     /* the data went into the object: the copy is not needed any more */
     g_free(b->bbuf);
@@ -641,10 +865,45 @@ static void put_worker(void *data, void *user_data)
 
 /* ---- reads: any thread -------------------------------------------------- */
 
+/* An object known from a checkpoint gets its chunk table on first use. */
+static int ensure_chunks(struct objlog *ol, uint64_t seq, struct objinfo *o)
+{
+    struct obj_header h;
+    int ret = 0;
+
+    if (g_atomic_int_get(&o->loaded)) {
+        return 0;
+    }
+    g_mutex_lock(&ol->hdr_lock);
+    if (!o->loaded) {
+        ret = load_header(ol, seq, &h, NULL);
+        if (ret == 0 && h.hdr_len != o->hdr_len) {
+            lsvd_log(LSVD_LOG_ERROR, "object %016" PRIx64 " of '%s': header "
+                     "length differs from the checkpoint's", seq, ol->vol);
+            ret = -EIO;
+        } else if (ret == 0) {
+            o->n_chunks = h.n_chunks;
+            o->chunks = h.chunks;
+            h.chunks = NULL;
+            o->soff = g_new(uint64_t, o->n_chunks + 1);
+            o->soff[0] = 0;
+            for (uint32_t i = 0; i < o->n_chunks; i++) {
+                o->soff[i + 1] = o->soff[i] + o->chunks[i].stored_len;
+            }
+            g_atomic_int_set(&o->loaded, 1);
+        }
+        if (ret == 0) {
+            obj_header_free(&h);
+        }
+        ret = ret == 1 ? -EIO : ret < 0 ? -EIO : 0;
+    }
+    g_mutex_unlock(&ol->hdr_lock);
+    return ret;
+}
+
 /* Read @len raw bytes at raw offset @off of object @seq into @dst. */
-static int read_object(struct objlog *ol, uint64_t seq,
-                       const struct objinfo *o, uint64_t off, size_t len,
-                       uint8_t *dst)
+static int read_object(struct objlog *ol, uint64_t seq, struct objinfo *o,
+                       uint64_t off, size_t len, uint8_t *dst)
 {
     char name[OBJ_NAME_MAX];
     uint64_t c0, c1, start, get_len;
@@ -654,6 +913,9 @@ static int read_object(struct objlog *ol, uint64_t seq,
     objlog_object_name(name, ol->vol, seq);
     c0 = off / OBJ_CHUNK_SIZE;
     c1 = (off + len - 1) / OBJ_CHUNK_SIZE;
+    if (o && ensure_chunks(ol, seq, o) < 0) {
+        return -EIO;
+    }
     if (!o || c1 >= o->n_chunks) {
         lsvd_log(LSVD_LOG_ERROR, "object %s: map points past its data",
                  name);
@@ -706,7 +968,7 @@ static int read_object(struct objlog *ol, uint64_t seq,
 
 struct piece {
     uint64_t lba, len, loc;
-    const struct objinfo *o;
+    struct objinfo *o;
 };
 
 struct read_ctx {

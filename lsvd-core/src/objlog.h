@@ -18,8 +18,14 @@
  * extent map, so an overwrite within a batch replaces the older data, and
  * the object holds only the newest data of each LBA.
  *
- * Recovery takes objects 1..N up to the first gap in the sequence; later
- * ("stranded") objects are deleted by a writable open.
+ * Every ckpt_every objects a checkpoint of the object map (and of the
+ * object table) is queued as an object of its own in the same sequence; it
+ * is encoded only once every object before it is applied, so it is exactly
+ * the map after them.  Recovery loads the newest checkpoint and then the
+ * objects after it up to the first gap in the sequence (without any
+ * checkpoint, objects 1..N); later ("stranded") objects are deleted by a
+ * writable open.  Objects known from the checkpoint get their chunk tables
+ * when first read.
  *
  * Threads: the batch calls (objlog_batch_*, objlog_seal) belong to the
  * journal thread; PUT workers are objlog's own; objlog_read(),
@@ -61,14 +67,14 @@ int objlog_write_super(struct backend *be, const char *vol,
                        const struct super *sb);
 
 /*
- * Load the object log of volume @vol: read every object header of the
- * consecutive prefix and build the object map.  Deletes stranded objects
+ * Load the object log of volume @vol: the newest checkpoint, then every
+ * object header of the consecutive run after it, into the object map.  Deletes stranded objects
  * unless @rdonly.  *max_jseq is the newest journal record in an object.
  */
 int objlog_open(struct backend *be, const char *vol, const struct super *sb,
-                uint64_t batch_size, unsigned put_depth, bool rdonly,
-                struct objlog **out, uint64_t *max_jseq,
-                struct lsvd_err *err);
+                uint64_t batch_size, unsigned put_depth,
+                unsigned ckpt_every, bool rdonly, struct objlog **out,
+                uint64_t *max_jseq, struct lsvd_err *err);
 /* Waits for PUTs in flight (a few more tries each), then frees. */
 void objlog_close(struct objlog *ol);
 

@@ -800,7 +800,8 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
         goto fail;
     }
     ret = objlog_open(&v->be, name, &v->sb, cfg->batch_size, PUT_DEPTH,
-                      v->rdonly, &v->ol, &max_jseq, err);
+                      cfg->checkpoint_objects, v->rdonly, &v->ol, &max_jseq,
+                      err);
     if (ret < 0) {
         goto fail;
     }
