@@ -205,6 +205,15 @@ int journal_replay(struct journal *j, uint64_t after_seq,
         seq++;
     }
     g_free(data);
+    if (ret == 0 && !j->rdonly && j->fd >= 0 &&
+        (ftruncate(j->fd, off) < 0 || fdatasync(j->fd) < 0)) {
+        /*
+         * Cut off what follows the end of the log: records after a torn
+         * or corrupted one carry the next sequence numbers, and would be
+         * replayed once new records fill the gap in front of them.
+         */
+        ret = -errno;
+    }
     j->head = off;
     j->next_seq = MAX(seq, after_seq + 1);
     if (ret == 0 && seq != j->next_seq && !j->rdonly) {
