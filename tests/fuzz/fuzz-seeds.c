@@ -2,6 +2,9 @@
  * fuzz-seeds - write a small seed corpus for every fuzz target: valid
  * encoded structures (so that the fuzzers start past the CRCs) and a few
  * texts.  Usage: fuzz-seeds OUTDIR; writes OUTDIR/corpus-NAME/seed-N.
+ *
+ * Built with -DFUZZ_SEEDS_LIB it has no main() and hands the seeds to a
+ * callback instead (fuzz_seeds_foreach), for the standalone driver.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,8 +16,11 @@
 #include <glib/gstdio.h>
 
 #include "format.h"
+#include "fuzz-seeds.h"
 
 static const char *outdir;
+static fuzz_seed_fn *seed_cb;
+static void *seed_arg;
 
 static void put(const char *target, const void *data, size_t len)
 {
@@ -23,6 +29,10 @@ static void put(const char *target, const void *data, size_t len)
     g_autofree char *path = NULL;
     guint n;
 
+    if (seed_cb) {
+        seed_cb(seed_arg, target, data, len);
+        return;
+    }
     if (!counts) {
         counts = g_hash_table_new(g_str_hash, g_str_equal);
     }
@@ -169,6 +179,24 @@ static void seed_names(void)
     }
 }
 
+static void seed_all(void)
+{
+    seed_super();
+    seed_obj_header();
+    seed_journal();
+    seed_config();
+    seed_names();
+}
+
+void fuzz_seeds_foreach(fuzz_seed_fn *fn, void *arg)
+{
+    seed_cb = fn;
+    seed_arg = arg;
+    seed_all();
+    seed_cb = NULL;
+}
+
+#ifndef FUZZ_SEEDS_LIB
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -176,10 +204,7 @@ int main(int argc, char **argv)
         return 2;
     }
     outdir = argv[1];
-    seed_super();
-    seed_obj_header();
-    seed_journal();
-    seed_config();
-    seed_names();
+    seed_all();
     return 0;
 }
+#endif
