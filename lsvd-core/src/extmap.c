@@ -272,24 +272,22 @@ static unsigned leaf_lower_bound(const struct leaf *l, uint64_t x)
     return lo;
 }
 
-/* Insert @e before entry @i; the caller checked room and leaf_fits(). */
-static void leaf_insert(struct leaf *l, unsigned i, const struct ext *e)
+/*
+ * Replace entries [i, i+ndel) of @l by ins[0..nins); the caller checked
+ * room and leaf_fits().
+ */
+static void leaf_splice(struct leaf *l, unsigned i, unsigned ndel,
+                        const struct ext *ins, unsigned nins)
 {
     size_t es = leaf_esize(l);
     char *d = (char *)l->data;
 
-    memmove(d + (i + 1) * es, d + i * es, (l->n - i) * es);
-    l->n++;
-    leaf_set(l, i, e);
-}
-
-static void leaf_remove(struct leaf *l, unsigned i, unsigned cnt)
-{
-    size_t es = leaf_esize(l);
-    char *d = (char *)l->data;
-
-    memmove(d + i * es, d + (i + cnt) * es, (l->n - i - cnt) * es);
-    l->n -= cnt;
+    memmove(d + (i + nins) * es, d + (i + ndel) * es,
+            (l->n - i - ndel) * es);
+    l->n = l->n - ndel + nins;
+    for (unsigned k = 0; k < nins; k++) {
+        leaf_set(l, i + k, &ins[k]);
+    }
 }
 
 static unsigned leaf_decode(const struct leaf *l, struct ext *out)
@@ -802,7 +800,7 @@ static void insert(struct extmap *m, const struct ext *e)
     l = descend(m, e->lba, &p, NULL, NULL);
     i = leaf_lower_bound(l, e->lba);
     if (l->n < leaf_cap(m, l) && leaf_fits(l, e)) {
-        leaf_insert(l, i, e);
+        leaf_splice(l, i, 0, e, 1);
     } else {
         insert_slow(m, &p, l, i, e);
     }
@@ -903,7 +901,7 @@ void extmap_trim(struct extmap *m, uint64_t lba, uint64_t len)
             }
         }
         if (j > i) {
-            leaf_remove(l, i, j - i);
+            leaf_splice(l, i, j - i, NULL, 0);
             m->count -= j - i;
             leaf_shrunk(m, &p, l);
         }
@@ -920,6 +918,77 @@ void extmap_trim(struct extmap *m, uint64_t lba, uint64_t len)
     }
 }
 
+/*
+ * The common update, with one descent: everything it replaces is in one
+ * leaf, which has room for the result, except that the last extent of
+ * the leaf before may be shortened.  Returns false, having changed
+ * nothing, if the update is not that simple.
+ */
+static bool update_in_leaf(struct extmap *m, const struct ext *e)
+{
+    uint64_t end = e->lba + e->len, ub, cut_len = 0;
+    struct ext ins[2], x;
+    unsigned i, j, pi = 0, nins = 0;
+    struct leaf *l, *pl = NULL;
+    struct path p;
+    bool has_ub, tail = false;
+
+    if (!m->root) {
+        return false;
+    }
+    l = descend(m, e->lba, &p, &ub, &has_ub);
+    i = leaf_lower_bound(l, e->lba);
+    j = leaf_lower_bound(l, end);
+    if (j == l->n && has_ub && ub < end) {
+        return false;           /* the next leaf may hold some too */
+    }
+    ins[nins++] = *e;
+
+    /* the extent before may reach into the range, or past it */
+    if (i > 0) {
+        pl = l;
+        pi = i - 1;
+    } else if (l->prev) {
+        pl = l->prev;
+        pi = pl->n - 1;
+    }
+    if (pl) {
+        leaf_get(pl, pi, &x);
+        if (x.lba + x.len > e->lba) {
+            cut_len = e->lba - x.lba;
+            tail = x.lba + x.len > end;
+        } else {
+            pl = NULL;
+        }
+    }
+    /* else the last extent that starts in the range may reach past it */
+    if (!tail && j > i) {
+        leaf_get(l, j - 1, &x);
+        tail = x.lba + x.len > end;
+    }
+    if (tail) {
+        if (has_ub && end >= ub) {
+            return false;
+        }
+        ins[nins++] = (struct ext){ end, x.lba + x.len - end,
+                                    x.loc + (end - x.lba) };
+    }
+    if (l->n - (j - i) + nins > leaf_cap(m, l) || !leaf_fits(l, &ins[0]) ||
+        (nins > 1 && !leaf_fits(l, &ins[1]))) {
+        return false;
+    }
+
+    if (pl) {
+        leaf_set_len(pl, pi, cut_len);
+    }
+    leaf_splice(l, i, j - i, ins, nins);
+    m->count = m->count + nins - (j - i);
+    if (j - i > nins) {
+        leaf_shrunk(m, &p, l);
+    }
+    return true;
+}
+
 void extmap_update(struct extmap *m, uint64_t lba, uint64_t len,
                    uint64_t loc)
 {
@@ -928,8 +997,10 @@ void extmap_update(struct extmap *m, uint64_t lba, uint64_t len,
     if (e.len == 0) {
         return;
     }
-    extmap_trim(m, lba, e.len);
-    insert(m, &e);
+    if (!update_in_leaf(m, &e)) {
+        extmap_trim(m, lba, e.len);
+        insert(m, &e);
+    }
     m->have_last = true;
     m->last_lba = lba;
 }
