@@ -1145,6 +1145,39 @@ static void test_journal_wrap_crash(struct fix *f,
     vol_close(v);
 }
 
+/* Crash after crash, each run recovering the last one's journal and
+ * adding to it; nothing flushed is ever lost. */
+static void test_repeated_crashes(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned runs = 6, per_run = 150;
+    g_autofree struct op *ops = make_ops(11, runs * per_run, MODEL_SECTORS,
+                                         96, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct lsvd_volume *v;
+
+    vol_create(f, "rc", MODEL_SIZE);
+    for (unsigned r = 0; r < runs; r++) {
+        struct crash_arg a = { .vol = "rc", .ops = ops,
+                               .from = r * per_run,
+                               .to = (r + 1) * per_run };
+
+        run_child(f, crash_child, &a);
+        model_apply(model, ops, a.from, a.to);
+        v = vol_open(f, "rc", LSVD_OPEN_RDONLY);
+        check_model(v, model, MODEL_SECTORS);
+        vol_close(v);
+    }
+    g_assert_cmpuint(count_objects(f, "rc", NULL), >=, 3);
+    v = vol_open(f, "rc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "rc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
 /* ---- torn and corrupted journal records ------------------------------------ */
 
 /* Eight 4 KiB writes (records of 8 KiB): write i goes to LBA 100 * i,
@@ -1616,8 +1649,24 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_create(f, "b", 8 << 20);
     v = vol_open(f, "b", 0);
     check_pat(v, 0, 16384, 0);
+    write_pat(v, 0, 4096, 3);
     vol_close(v);
     g_assert_true(g_file_test(junk, G_FILE_TEST_IS_DIR));
+
+    /* objects left behind without a superblock belong to no volume: a
+     * volume created under that name does not see them */
+    {
+        g_autofree char *sb = g_build_filename(bdir, "super", NULL);
+
+        g_assert_cmpuint(count_objects(f, "b", NULL), ==, 1);
+        g_assert_cmpint(g_unlink(sb), ==, 0);
+        g_free(vol_open_fails(f, "b", 0, -ENOENT));
+        vol_create(f, "b", 8 << 20);
+        g_assert_cmpuint(count_objects(f, "b", NULL), ==, 0);
+        v = vol_open(f, "b", 0);
+        check_pat(v, 0, 16384, 0);
+        vol_close(v);
+    }
 }
 
 /* ---- stranded objects ------------------------------------------------------------- */
@@ -1675,6 +1724,100 @@ static void test_stranded_objects(struct fix *f,
     vol_close(v);
 }
 
+/* ---- threads ------------------------------------------------------------------ */
+
+struct thread_arg {
+    struct lsvd_volume *v;
+    unsigned t;
+    int failed;
+};
+
+/* Each thread writes and reads back its own 2 MiB region. */
+static gpointer thread_main(gpointer p)
+{
+    struct thread_arg *a = p;
+    const uint64_t base = a->t * 4096, n = 4096;
+    g_autofree uint64_t *model = g_new0(uint64_t, n);
+    g_autofree struct op *ops = make_ops(100 + a->t, 300, n, 64, 10);
+    g_autofree uint8_t *buf = g_malloc(n * SECT);
+
+    for (unsigned i = 0; i < 300 && !a->failed; i++) {
+        uint64_t id = (a->t + 1) * 1000 + i + 1;
+        size_t len = ops[i].sectors * SECT;
+
+        if (ops[i].zero) {
+            a->failed |= lsvd_write_zeroes(a->v, (base + ops[i].lba) * SECT,
+                                           len) < 0;
+        } else {
+            pat_fill(buf, base + ops[i].lba, ops[i].sectors, id);
+            a->failed |= lsvd_write(a->v, (base + ops[i].lba) * SECT, buf,
+                                    len) < 0;
+        }
+        for (uint64_t k = 0; k < ops[i].sectors; k++) {
+            model[ops[i].lba + k] = ops[i].zero ? 0 : id;
+        }
+        if (i % 50 == 49) {
+            a->failed |= lsvd_read(a->v, base * SECT, buf, n * SECT) < 0;
+            for (uint64_t k = 0; k < n && !a->failed; k++) {
+                a->failed |= pat_id(buf + k * SECT, base + k) != model[k];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct thread_arg a[4];
+    GThread *th[4];
+    struct lsvd_volume *v;
+
+    vol_create(f, "th", MODEL_SIZE);
+    v = vol_open(f, "th", 0);
+    for (unsigned t = 0; t < 4; t++) {
+        a[t] = (struct thread_arg){ v, t, 0 };
+        th[t] = g_thread_new("writer", thread_main, &a[t]);
+    }
+    for (unsigned t = 0; t < 4; t++) {
+        g_thread_join(th[t]);
+        g_assert_cmpint(a[t].failed, ==, 0);
+    }
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    vol_close(v);
+}
+
+/* A volume whose size is not a multiple of 4 KiB, or just one sector. */
+static void test_odd_sizes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint8_t buf[4 * SECT];
+
+    vol_create(f, "three", 3 * SECT);
+    vol_create(f, "one", SECT);
+    v = vol_open(f, "three", 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 3 * SECT);
+    write_pat(v, 2, 1, 1);
+    write_pat(v, 0, 3, 2);
+    write_pat(v, 1, 1, 3);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 4 * SECT), ==, -EINVAL);
+    vol_close(v);
+    v = vol_open(f, "three", 0);
+    check_pat(v, 0, 1, 2);
+    check_pat(v, 1, 1, 3);
+    check_pat(v, 2, 1, 2);
+    vol_close(v);
+
+    v = vol_open(f, "one", 0);
+    write_pat(v, 0, 1, 4);
+    g_assert_cmpint(lsvd_write_zeroes(v, 0, SECT), ==, 0);
+    check_pat(v, 0, 1, 0);
+    write_pat(v, 0, 1, 5);
+    vol_close(v);
+    v = vol_open(f, "one", 0);
+    check_pat(v, 0, 1, 5);
+    vol_close(v);
+}
+
 /* ---- big writes ------------------------------------------------------------------ */
 
 static void test_big_writes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
@@ -1720,11 +1863,14 @@ int main(int argc, char **argv)
         { "/volume/aio", test_aio },
         { "/volume/write-zeroes", test_write_zeroes },
         { "/volume/big-writes", test_big_writes },
+        { "/volume/threads", test_threads },
+        { "/volume/odd-sizes", test_odd_sizes },
         { "/volume/crash/cache-intact", test_crash_cache_intact },
         { "/volume/crash/cache-lost", test_crash_cache_lost },
         { "/volume/crash/journal-older-than-objects",
           test_journal_older_than_objects },
         { "/volume/crash/journal-wrap", test_journal_wrap_crash },
+        { "/volume/crash/repeated", test_repeated_crashes },
         { "/volume/crash/torn-journal", test_torn_journal },
         { "/volume/crash/stale-records-after-corruption",
           test_journal_stale_records_after_corruption },
