@@ -37,7 +37,7 @@
 #define MODEL_SECTORS (MODEL_SIZE / SECT)
 #define BAD_ID UINT64_MAX
 
-/* ---- log capture ------------------------------------------------------- */
+/* ---- log capture --------------------------------------------------------- */
 
 static GMutex log_lock;
 static unsigned log_errors;
@@ -64,7 +64,7 @@ static unsigned log_error_count(void)
     return n;
 }
 
-/* ---- fixture ------------------------------------------------------------ */
+/* ---- fixture ------------------------------------------------------------- */
 
 struct fix {
     char *root;
@@ -241,7 +241,7 @@ static void object_header(struct fix *f, const char *vol, uint64_t seq,
     g_assert_cmpuint(h->seq, ==, seq);
 }
 
-/* ---- data patterns ------------------------------------------------------ */
+/* ---- data patterns ------------------------------------------------------- */
 
 static uint64_t mix(uint64_t x)
 {
@@ -826,7 +826,7 @@ static void test_invalid_requests(struct fix *f,
     vol_close(v);
 }
 
-/* ---- asynchronous requests ---------------------------------------------- */
+/* ---- asynchronous requests ----------------------------------------------- */
 
 struct aio_state {
     GMutex m;
@@ -968,7 +968,7 @@ static void test_write_zeroes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_close(v);
 }
 
-/* ---- crashes ---------------------------------------------------------------- */
+/* ---- crashes ------------------------------------------------------------- */
 
 /* Crash with 1 MiB batches after many writes; reopen with the cache. */
 static void test_crash_cache_intact(struct fix *f,
@@ -1178,7 +1178,7 @@ static void test_repeated_crashes(struct fix *f,
     vol_close(v);
 }
 
-/* ---- torn and corrupted journal records ------------------------------------ */
+/* ---- torn and corrupted journal records ---------------------------------- */
 
 /* Eight 4 KiB writes (records of 8 KiB): write i goes to LBA 100 * i,
  * except the last, which overwrites the first. */
@@ -1347,7 +1347,7 @@ static void test_journal_stale_records_after_corruption(
     vol_close(v);
 }
 
-/* ---- corrupted objects ------------------------------------------------------- */
+/* ---- corrupted objects --------------------------------------------------- */
 
 static void test_corrupt_object_chunk(struct fix *f,
                                       gconstpointer data G_GNUC_UNUSED)
@@ -1455,7 +1455,7 @@ static void test_corrupt_object_header(struct fix *f,
     vol_close(v);
 }
 
-/* ---- journals of other volumes ------------------------------------------------- */
+/* ---- journals of other volumes ------------------------------------------- */
 
 static void test_foreign_journal(struct fix *f,
                                  gconstpointer data G_GNUC_UNUSED)
@@ -1503,7 +1503,7 @@ static void test_foreign_journal(struct fix *f,
     g_assert_true(g_file_test(jpath, G_FILE_TEST_EXISTS));
 }
 
-/* ---- the writer lock ------------------------------------------------------------- */
+/* ---- the writer lock ----------------------------------------------------- */
 
 static void test_exclusive_same_process(struct fix *f,
                                         gconstpointer data G_GNUC_UNUSED)
@@ -1596,7 +1596,7 @@ static void test_exclusive_two_processes(struct fix *f,
     vol_close(v);
 }
 
-/* ---- list and remove ------------------------------------------------------------- */
+/* ---- list and remove ----------------------------------------------------- */
 
 static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 {
@@ -1669,7 +1669,7 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     }
 }
 
-/* ---- stranded objects ------------------------------------------------------------- */
+/* ---- stranded objects ---------------------------------------------------- */
 
 static void test_stranded_objects(struct fix *f,
                                   gconstpointer data G_GNUC_UNUSED)
@@ -1724,7 +1724,7 @@ static void test_stranded_objects(struct fix *f,
     vol_close(v);
 }
 
-/* ---- threads ------------------------------------------------------------------ */
+/* ---- threads ------------------------------------------------------------- */
 
 struct thread_arg {
     struct lsvd_volume *v;
@@ -1818,7 +1818,7 @@ static void test_odd_sizes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_close(v);
 }
 
-/* ---- big writes ------------------------------------------------------------------ */
+/* ---- big writes ---------------------------------------------------------- */
 
 static void test_big_writes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 {
