@@ -965,6 +965,56 @@ static void test_write_zeroes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     v = vol_open(f, "wz", 0);
     check_pat(v, 0, n - 1, 0);
     check_pat(v, n - 1, 1, 3);
+    /* a batch of nothing but zeros makes an object without data */
+    g_assert_cmpint(lsvd_write_zeroes(v, (n - 1) * SECT, SECT), ==, 0);
+    vol_close(v);
+    {
+        uint64_t newest;
+        struct obj_header h;
+
+        count_objects(f, "wz", &newest);
+        object_header(f, "wz", newest, &h);
+        g_assert_cmpuint(h.n_chunks, ==, 0);
+        g_assert_cmpuint(h.data_len, ==, 0);
+        g_assert_cmpuint(h.n_extents, ==, 1);
+        g_assert_cmpuint(h.extents[0].flags, ==, OBJ_EXT_ZERO);
+        obj_header_free(&h);
+    }
+    v = vol_open(f, "wz", 0);
+    check_pat(v, 0, n, 0);
+    vol_close(v);
+}
+
+/* Zeroing more than a journal record extent holds (2^31 sectors) on a
+ * large sparse volume, with data on both sides of the seams. */
+static void test_write_zeroes_huge(struct fix *f,
+                                   gconstpointer data G_GNUC_UNUSED)
+{
+    const uint64_t size = 4ULL << 40;       /* 2^33 sectors */
+    const uint64_t seam = 1ULL << 31;       /* sectors */
+    struct lsvd_volume *v;
+
+    vol_create(f, "huge", size);
+    v = vol_open(f, "huge", 0);
+    write_pat(v, seam - 4, 8, 1);
+    write_pat(v, 3 * seam - 1, 2, 2);
+    write_pat(v, size / SECT - 8, 8, 3);
+    g_assert_cmpint(lsvd_write_zeroes(v, SECT, size - 2 * SECT), ==, 0);
+    write_pat(v, seam, 1, 4);
+    check_pat(v, seam - 4, 4, 0);
+    check_pat(v, seam, 1, 4);
+    check_pat(v, seam + 1, 3, 0);
+    check_pat(v, 3 * seam - 1, 2, 0);
+    check_pat(v, size / SECT - 8, 7, 0);
+    check_pat(v, size / SECT - 1, 1, 3);
+    vol_close(v);
+    v = vol_open(f, "huge", 0);
+    check_pat(v, seam - 4, 4, 0);
+    check_pat(v, seam, 1, 4);
+    check_pat(v, seam + 1, 3, 0);
+    check_pat(v, 3 * seam - 1, 2, 0);
+    check_pat(v, size / SECT - 8, 7, 0);
+    check_pat(v, size / SECT - 1, 1, 3);
     vol_close(v);
 }
 
@@ -1862,6 +1912,7 @@ int main(int argc, char **argv)
         { "/volume/invalid-requests", test_invalid_requests },
         { "/volume/aio", test_aio },
         { "/volume/write-zeroes", test_write_zeroes },
+        { "/volume/write-zeroes-huge", test_write_zeroes_huge },
         { "/volume/big-writes", test_big_writes },
         { "/volume/threads", test_threads },
         { "/volume/odd-sizes", test_odd_sizes },
