@@ -1505,6 +1505,35 @@ static void test_corrupt_object_header(struct fix *f,
     vol_close(v);
 }
 
+/* A journal whose superblock is unreadable is refused, not skipped (its
+ * records may hold flushed writes); the volume can still be removed. */
+static void test_corrupt_journal_super(struct fix *f,
+                                       gconstpointer data G_GNUC_UNUSED)
+{
+    struct one_write_arg w = { "js", 0, 8, 1 };
+    g_autofree char *jpath = journal_file(f, "js");
+    struct lsvd_err err = { { 0 } };
+    char *msg;
+
+    vol_create(f, "js", MODEL_SIZE);
+    run_child(f, one_write_child, &w);
+    flip_byte(jpath, 40, 0x01);                 /* data_start */
+
+    msg = vol_open_fails(f, "js", 0, -EIO);
+    g_assert_nonnull(strstr(msg, "js.journal"));
+    g_free(msg);
+    g_free(vol_open_fails(f, "js", LSVD_OPEN_RDONLY, -EIO));
+
+    g_assert_cmpint(lsvd_remove(f->cfg, "js", &err), ==, 0);
+    g_free(vol_open_fails(f, "js", 0, -ENOENT));
+    vol_create(f, "js", MODEL_SIZE);
+    {
+        struct lsvd_volume *v = vol_open(f, "js", 0);
+        check_pat(v, 0, 8, 0);
+        vol_close(v);
+    }
+}
+
 /* ---- journals of other volumes ------------------------------------------- */
 
 static void test_foreign_journal(struct fix *f,
@@ -1927,6 +1956,7 @@ int main(int argc, char **argv)
           test_journal_stale_records_after_corruption },
         { "/volume/corrupt/object-chunk", test_corrupt_object_chunk },
         { "/volume/corrupt/object-header", test_corrupt_object_header },
+        { "/volume/corrupt/journal-super", test_corrupt_journal_super },
         { "/volume/foreign-journal", test_foreign_journal },
         { "/volume/exclusive/same-process", test_exclusive_same_process },
         { "/volume/exclusive/two-processes", test_exclusive_two_processes },
