@@ -33,9 +33,10 @@
  *   - a narrow leaf's base is <= every lba in it;
  *   - no node is empty; leaves other than the root hold >= leaf_min
  *     entries, internal nodes other than the root >= imin children, an
- *     internal root >= 2.  A leaf that falls under a third of its
- *     capacity is merged with (or shares with) a sibling; an empty one is
- *     freed at once, and an empty map holds no nodes.
+ *     internal root >= 2.  A leaf that falls under half its capacity is
+ *     merged with (or shares with) its emptier sibling, so that trims
+ *     leave leaves at least about half full; an empty one is freed at
+ *     once, and an empty map holds no nodes.
  *
  * Updates run top-down with a path of (node, child index) pairs; any
  * change to the shape of the tree decodes the leaves involved into a
@@ -817,7 +818,7 @@ static void leaf_shrunk(struct extmap *m, struct path *p, struct leaf *l)
         rebuild_leaves(m, p, h ? p->idx[h - 1] : 0, 1, 0, 1, 0);
         return;
     }
-    if (h == 0 || l->n >= leaf_cap(m, l) / 3) {
+    if (h == 0 || l->n >= leaf_cap(m, l) / 2) {
         return;
     }
     /* merge with, or share with, the emptier sibling */

@@ -490,7 +490,7 @@ static void test_memory(void)
     assert_valid(m);
     bpe = (double)extmap_memory(m) / extmap_count(m);
     g_test_message("after trimming half: %.2f bytes per extent", bpe);
-    g_assert_cmpfloat(bpe, <=, 48.0);
+    g_assert_cmpfloat(bpe, <=, 32.0);
     extmap_free(m);
 }
 
