@@ -334,6 +334,24 @@ static void run_model(size_t node_bytes, uint64_t ops, uint64_t seed)
             extmap_update(m, lba, len, loc);
             model_apply(lba, lba + len, next_id++, loc);
             st.updates++;
+        } else if (r < 50500) {
+            /* a sequential writer: a run of ascending or descending
+             * extents, adjacent or not (uneven splits) */
+            uint64_t n = 1 + rnd_below(200), step = 1 + rnd_below(4);
+            uint64_t gap = rnd_below(2), stride = (step + gap) * w->unit;
+            bool down = rnd_below(2);
+
+            n = MIN(n, w->nunits / (step + gap));
+            lba = w->base + rnd_below(w->nunits - n * (step + gap) + 1) *
+                  w->unit;
+            for (uint64_t k = 0; k < n; k++) {
+                uint64_t at = lba + (down ? n - 1 - k : k) * stride;
+                uint64_t loc = rnd_loc();
+
+                extmap_update(m, at, step * w->unit, loc);
+                model_apply(at, at + step * w->unit, next_id++, loc);
+            }
+            st.updates += n;
         } else if (r < 68000) {
             extmap_trim(m, lba, len);
             model_apply(lba, lba + len, 0, 0);
