@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <glib.h>
 
@@ -57,6 +60,18 @@ static int sum_piece(void *arg, uint64_t lba G_GNUC_UNUSED, uint64_t len,
     return 0;
 }
 
+/* Bytes in use on the heap, malloc's overhead included, if known. */
+static size_t heap_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.uordblks + mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
 static void report(const char *what, double t0, uint64_t n)
 {
     printf("  %-28s %8.1f ns/op\n", what, (now_ns() - t0) / n);
@@ -66,6 +81,7 @@ int main(int argc, char **argv)
 {
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
     uint64_t *order, sum = 0;
+    size_t heap0;
     struct extmap *m;
     double t0;
 
@@ -85,6 +101,7 @@ int main(int argc, char **argv)
     }
 
     printf("extmap: %" PRIu64 " random non-adjacent extents\n", n);
+    heap0 = heap_bytes();
     m = extmap_new();
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
@@ -94,6 +111,10 @@ int main(int argc, char **argv)
     printf("  %-28s %8.2f bytes/extent (%zu extents, %zu bytes)\n",
            "memory", (double)extmap_memory(m) / extmap_count(m),
            extmap_count(m), extmap_memory(m));
+    if (heap_bytes()) {
+        printf("  %-28s %8.2f bytes/extent (malloc overhead included)\n",
+               "heap", (double)(heap_bytes() - heap0) / extmap_count(m));
+    }
 
     t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
