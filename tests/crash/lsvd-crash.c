@@ -1723,10 +1723,11 @@ static int crash_point(const char *dir, uint64_t seed, unsigned pos,
     }
     if (o->verbose || ret != 0) {
         printf("crash(%c): seed %" PRIu64 " (%u in chain): batch %" PRIu64
-               "M, kill after %u ms, %u objects%s: ", o->mode, seed, pos + 1,
-               batch >> 20, ms, snap.objects,
-               snap.tmp_files ? " (+ a PUT in progress)" : "");
-        print_file(ver_out, "");
+               "M, kill after %u ms, %u objects%s:%s", o->mode, seed,
+               pos + 1, batch >> 20, ms, snap.objects,
+               snap.tmp_files ? " (+ a PUT in progress)" : "",
+               ret == 0 ? " " : " FAILED\n");
+        print_file(ver_out, ret == 0 ? "" : "    ");
     }
     if (ret == 0) {
         if (rename(new_base, base) < 0) {
@@ -1736,9 +1737,6 @@ static int crash_point(const char *dir, uint64_t seed, unsigned pos,
         return 0;
     }
     ls->failed++;
-    if (!o->verbose) {
-        print_file(ver_out, "    ");
-    }
     keep = g_strdup_printf("%s/fail-%" PRIu64, dir, seed);
     rm_rf(keep);
     if (rename(snapd, keep) < 0) {
