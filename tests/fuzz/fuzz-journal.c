@@ -1,17 +1,25 @@
 /*
  * fuzz-journal - libFuzzer target for the journal parsers: the input is
  * tried as a journal superblock and as a record header block followed by
- * its data (jnl_super_parse, rec_header_parse, rec_crc_ok).
+ * its data (jnl_super_parse, rec_header_parse, rec_crc_ok).  The
+ * superblock is also tried with its CRC made right, and the record with
+ * its CRC made right over the data that follows, to reach the checks
+ * behind the CRCs.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "format.h"
+
+#define JNL_CRC_OFF (JNL_BLOCK - 4)
+#define REC_CRC_OFF 48
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check(const uint8_t *data, size_t size)
 {
     struct jnl_super js;
     struct rec_header r;
@@ -54,6 +62,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
         }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check(data, size);
+    if (size >= JNL_BLOCK) {
+        uint8_t *b = g_memdup2(data, size);
+        uint32_t crc;
+
+        put_le32(b + JNL_CRC_OFF, 0);
+        put_le32(b + JNL_CRC_OFF, lsvd_crc32c(0, b, JNL_BLOCK));
+        check(b, size);
+        memcpy(b, data, size);
+        if (get_le64(b + 40) <= size - JNL_BLOCK) {       /* data_len */
+            put_le32(b + REC_CRC_OFF, 0);
+            crc = lsvd_crc32c(0, b, JNL_BLOCK);
+            crc = lsvd_crc32c(crc, b + JNL_BLOCK, get_le64(b + 40));
+            put_le32(b + REC_CRC_OFF, crc);
+        }
+        check(b, size);
+        g_free(b);
     }
     return 0;
 }
