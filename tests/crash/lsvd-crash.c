@@ -2,24 +2,30 @@
  * lsvd-crash.c - crash-consistency test of lsvd-core: kill -9 a writer at
  * random points, reopen the volume, and check what survived.
  *
- *   lsvd-crash run --seed S --log FILE VOLUME
+ *   lsvd-crash run --seed S --log FILE [--first-id N] VOLUME
  *       Open VOLUME (configuration from $LSVD_CONF) and issue a seeded,
  *       endless stream of writes, write-zeroes (discards) and flushes, up
  *       to MAX_INFLIGHT at a time through the asynchronous API, until the
  *       process is killed.  Every event is appended to FILE.
- *   lsvd-crash verify --mode a|b --log FILE [--rdonly] VOLUME
+ *   lsvd-crash verify --mode a|b --log FILE [--rdonly] [--base FILE]
+ *                     [--save-base FILE] VOLUME
  *       Open VOLUME (that is the crash recovery), read all of it, close it,
- *       and check its contents against FILE.  Prints one verdict line.
- *       --rdonly opens it read-only, which changes nothing on disk, to
- *       look at a kept failure again.
- *       Exit status 0: the guarantee holds; 1: it does not (the first
- *       violating sectors are listed); 2: any other error.
- *   lsvd-crash loop --mode a|b --points N --seed S [--keep-going]
- *                   [--dir DIR] [--keep] [--min-ms MS] [--max-ms MS] [-v]
- *       The driver.  For each crash point i: a fresh store, cache and
- *       volume, `run --seed S+i` killed with SIGKILL after a seeded
- *       20..400 ms, in mode b the cache directory deleted, then `verify`.
- *       Ends with a summary and the line "N passed, M failed".
+ *       and check its contents against the last run in FILE, starting
+ *       from the base image (all zeros without --base).  Prints one
+ *       verdict line; exit status 0: the guarantee holds (and the image
+ *       is saved with --save-base); 1: it does not (the first violating
+ *       sectors are listed); 2: any other error.  --rdonly opens the
+ *       volume read-only, which changes nothing on disk.
+ *   lsvd-crash loop --mode a|b --points N --seed S [--chain K]
+ *                   [--keep-going] [--dir DIR] [--keep] [--min-ms MS]
+ *                   [--max-ms MS] [-v]
+ *       The driver.  For each crash point i: `run --seed S+i` killed with
+ *       SIGKILL after a seeded 20..400 ms, in mode b the cache directory
+ *       deleted, then `verify`.  A volume serves K consecutive points
+ *       (default 4), then a fresh store, cache and volume are made; see
+ *       crash_point().  Ends with a summary and "N passed, M failed".
+ *   lsvd-crash selftest
+ *       The checks against hand-made histories, with known answers.
  *
  * The guarantees checked (docs/design.md):
  *   (a) cache kept: let F be the newest flush that completed with 0.  Every
@@ -43,8 +49,9 @@
  * The log.  One line per event, appended with write(2) to an O_APPEND
  * descriptor under `lock`, so the file order is the real order of events.
  * A kill -9 loses nothing already written: the page cache survives the
- * process, so no fsync is needed.
- *   H seed S size BYTES    once, after the volume is open
+ * process, so no fsync is needed.  The runs on one volume append to one
+ * log, each starting with its H line:
+ *   H seed S size BYTES    once per run, after the volume is open
  *   S id W|Z lba sectors   before a write (W) or write-zeroes (Z) is
  *                          submitted
  *   C id ret               when it completed (from the callback)
@@ -52,8 +59,8 @@
  *   FC id ret              when it completed
  * A request is logged before it is submitted and its completion after the
  * callback ran, so the log never claims more than happened.  Ids count
- * every request (flushes too) from 1; "write number k" below means the
- * k-th S line.
+ * every request (flushes too) from 1 across the runs of a log; "write
+ * #k" in the verdicts means the k-th S line.
  *
  * Threads: `run` has the submitting (main) thread and the library's
  * callback thread; struct runner is protected by its `lock`.  `verify` and
@@ -1592,9 +1599,23 @@ struct loop_stats {
 };
 
 /*
- * Crash point @seed in @dir, number @pos (from 0) of its volume's chain.
- * Returns 0 if it passed; on failure the state right after the kill is
- * kept in DIR/fail-SEED.
+ * Crash point @seed in @dir, number @pos (from 0) of its volume's chain;
+ * @last if the chain ends with it.
+ *
+ * The first point of a chain makes a fresh store, cache and volume.  Every
+ * point writes a new configuration with a batch size of 1M..8M, so that
+ * objects are PUT every few dozen milliseconds and kills land inside
+ * journal writes, inside PUTs (the loop counts kills that left a PUT's
+ * temporary file) and between a PUT and the journal reset.  Inside a
+ * chain, verify opens the volume read-only: the next run then does the
+ * writable recovery of exactly the state that was checked (a journal with
+ * records not yet in objects, stranded objects) and is killed in turn.
+ * The image verify accepted is the next verify's base image.  The last
+ * verify of a chain recovers read-write and closes the volume.
+ *
+ * Returns 0 if the point passed; on failure the state right after the
+ * kill is kept in DIR/fail-SEED, and the output says how to check it
+ * again.
  */
 static int crash_point(const char *dir, uint64_t seed, unsigned pos,
                        bool last, const struct loop_opts *o,
@@ -1700,12 +1721,6 @@ static int crash_point(const char *dir, uint64_t seed, unsigned pos,
         rm_rf(cache);
     }
     {
-        /*
-         * Inside a chain, verify read-only so that the next run does the
-         * writable recovery of exactly this state (a journal with records
-         * not yet in objects, stranded objects); the last verify of a
-         * chain recovers read-write and closes the volume.
-         */
         char *argv[16] = { "lsvd-crash", "verify", "--mode", mode_s,
                            "--log", logp, "--save-base", new_base };
         int n = 8;
