@@ -50,6 +50,7 @@ typedef struct BDRVLSVDState {
     struct lsvd_volume *vol;
     char *volume;               /* the volume name */
     char *conf;                 /* the conf= option, or NULL */
+    bool read_only;             /* vol was opened with LSVD_OPEN_RDONLY */
 } BDRVLSVDState;
 
 typedef enum {
@@ -309,9 +310,9 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
         goto out;
     }
 
+    s->read_only = !(flags & BDRV_O_RDWR);
     ret = lsvd_open(s->cfg, opts->volume,
-                    (flags & BDRV_O_RDWR) ? 0 : LSVD_OPEN_RDONLY,
-                    &s->vol, &err);
+                    s->read_only ? LSVD_OPEN_RDONLY : 0, &s->vol, &err);
     if (ret < 0) {
         what = g_strdup_printf("cannot open volume '%s'", opts->volume);
         qemu_lsvd_error(errp, ret, &err, what);
@@ -329,13 +330,68 @@ out:
     return ret;
 }
 
+/*
+ * Reopen.  A read-only node that becomes read-write needs a volume handle
+ * opened for writing.  The read-only handle holds a shared lock on the
+ * volume's journal that would keep the writer out, so it is closed first;
+ * if the volume cannot be opened for writing (another process writes it),
+ * it is opened read-only again.  Should even that fail, the node has no
+ * handle and fails every request with -EIO until a reopen succeeds.
+ *
+ * A read-write node that becomes read-only keeps its handle, and so its
+ * claim on the volume: the block layer has flushed it and refuses writes
+ * from now on.  For the same reason, nothing is undone on abort: a
+ * read-write handle serves a read-only node.
+ *
+ * The volume and the configuration cannot change: the block layer refuses
+ * a changed option that the driver leaves in the QDict.
+ *
+ * Main loop, node drained.
+ */
+static int qemu_lsvd_reopen_prepare(BDRVReopenState *state,
+                                    BlockReopenQueue *queue, Error **errp)
+{
+    BDRVLSVDState *s = state->bs->opaque;
+    bool read_only = !(state->flags & BDRV_O_RDWR);
+    struct lsvd_err err = { .msg = "" };
+    g_autofree char *what = NULL;
+    int ret;
+
+    if (s->vol && (read_only || !s->read_only)) {
+        return 0;
+    }
+
+    if (s->vol) {
+        /* Read-only: nothing to write out */
+        lsvd_close(s->vol);
+        s->vol = NULL;
+    }
+    ret = lsvd_open(s->cfg, s->volume, read_only ? LSVD_OPEN_RDONLY : 0,
+                    &s->vol, &err);
+    if (ret < 0) {
+        s->vol = NULL;
+        what = g_strdup_printf("cannot open volume '%s'%s", s->volume,
+                               read_only ? "" : " for writing");
+        qemu_lsvd_error(errp, ret, &err, what);
+        if (!read_only &&
+            lsvd_open(s->cfg, s->volume, LSVD_OPEN_RDONLY, &s->vol,
+                      NULL) < 0) {
+            s->vol = NULL;
+        }
+        s->read_only = true;
+        return ret;
+    }
+    s->read_only = read_only;
+    return 0;
+}
+
 /* Main loop; no request is in flight (the node is drained). */
 static void qemu_lsvd_close(BlockDriverState *bs)
 {
     BDRVLSVDState *s = bs->opaque;
     int ret;
 
-    ret = lsvd_close(s->vol);
+    ret = s->vol ? lsvd_close(s->vol) : 0;
     if (ret < 0) {
         error_report("lsvd: volume '%s': writing the journal to the store "
                      "on close failed: %s", s->volume, strerror(-ret));
@@ -381,6 +437,9 @@ static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
     int ret;
 
     assert(!qiov || qiov->size == bytes);
+    if (!s->vol) {
+        return -EIO;            /* lost in a failed reopen */
+    }
 
     switch (cmd) {
     case LSVD_AIO_READ:
@@ -439,6 +498,9 @@ static int64_t qemu_lsvd_getlength(BlockDriverState *bs)
 {
     BDRVLSVDState *s = bs->opaque;
 
+    if (!s->vol) {
+        return -EIO;
+    }
     return lsvd_size(s->vol);
 }
 
@@ -449,6 +511,9 @@ static int64_t qemu_lsvd_get_allocated_file_size(BlockDriverState *bs)
     struct lsvd_info info;
     int ret;
 
+    if (!s->vol) {
+        return -EIO;
+    }
     ret = lsvd_stat(s->vol, &info);
     if (ret < 0) {
         return ret;
@@ -512,6 +577,7 @@ static BlockDriver bdrv_lsvd = {
     .bdrv_parse_filename          = qemu_lsvd_parse_filename,
     .bdrv_file_open               = qemu_lsvd_open,
     .bdrv_close                   = qemu_lsvd_close,
+    .bdrv_reopen_prepare          = qemu_lsvd_reopen_prepare,
     .bdrv_co_create               = qemu_lsvd_co_create,
     .bdrv_co_create_opts          = qemu_lsvd_co_create_opts,
     .create_opts                  = &qemu_lsvd_create_opts,

@@ -9,9 +9,10 @@
  * Threads: none inside; the owner serialises access (the volume's lock).
  * Ownership: the map owns its nodes.
  *
- * This first version keeps extents in a balanced tree (GTree): simple and
- * O(log n), but ~80 bytes per extent.  The compact B+-tree of the paper
- * (<= 24 bytes per extent) replaces it behind this same interface.
+ * Extents live in a compact in-memory B+-tree (extmap.c describes the
+ * layout): O(log n) lookups and updates, about 20 bytes per extent.
+ * Ranges are clamped so that lba + len never exceeds UINT64_MAX.
+ * Callbacks must not modify the map they are walking.
  */
 #ifndef LSVD_EXTMAP_H
 #define LSVD_EXTMAP_H
@@ -48,5 +49,18 @@ int extmap_foreach(struct extmap *m, extmap_fn *fn, void *arg);
 
 /* Number of extents. */
 size_t extmap_count(const struct extmap *m);
+
+/* Bytes allocated for the map: nodes, scratch and the handle itself. */
+size_t extmap_memory(const struct extmap *m);
+
+/*
+ * For tests.  extmap_new_sized() makes a map with @node_bytes-byte nodes
+ * (clamped to [192, 1 MiB]; extmap_new() uses 4096) so that small maps
+ * make deep trees.  extmap_check() checks the tree's invariants and
+ * returns NULL, or a description of the first broken one (valid until the
+ * next call in the same thread).
+ */
+struct extmap *extmap_new_sized(size_t node_bytes);
+const char *extmap_check(const struct extmap *m);
 
 #endif /* LSVD_EXTMAP_H */

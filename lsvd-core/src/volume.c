@@ -994,8 +994,10 @@ int lsvd_remove(const struct lsvd_config *cfg, const char *name,
     jpath = journal_path(cfg, name);
     if (g_file_test(jpath, G_FILE_TEST_EXISTS)) {
         ret = journal_open(jpath, sb.uuid, cfg->cache_size, false, &jnl, err);
-        if (ret == -EINVAL) {
-            jnl = NULL;         /* another volume's journal: leave it */
+        if (ret == -EINVAL || ret == -EIO) {
+            /* another volume's journal, or one whose superblock cannot
+             * be read: leave it (a new volume of this name replaces it) */
+            jnl = NULL;
         } else if (ret < 0) {
             goto out;
         }

@@ -1,0 +1,1934 @@
+/*
+ * lsvd-crash.c - crash-consistency test of lsvd-core: kill -9 a writer at
+ * random points, reopen the volume, and check what survived.
+ *
+ *   lsvd-crash run --seed S --log FILE [--first-id N] VOLUME
+ *       Open VOLUME (configuration from $LSVD_CONF) and issue a seeded,
+ *       endless stream of writes, write-zeroes (discards) and flushes, up
+ *       to MAX_INFLIGHT at a time through the asynchronous API, until the
+ *       process is killed.  Every event is appended to FILE.
+ *   lsvd-crash verify --mode a|b --log FILE [--rdonly] [--base FILE]
+ *                     [--save-base FILE] VOLUME
+ *       Open VOLUME (that is the crash recovery), read all of it, close it,
+ *       and check its contents against the last run in FILE, starting
+ *       from the base image (all zeros without --base).  Prints one
+ *       verdict line; exit status 0: the guarantee holds (and the image
+ *       is saved with --save-base); 1: it does not (the first violating
+ *       sectors are listed); 2: any other error.  --rdonly opens the
+ *       volume read-only, which changes nothing on disk.
+ *   lsvd-crash loop --mode a|b --points N --seed S [--chain K]
+ *                   [--keep-going] [--dir DIR] [--keep] [--min-ms MS]
+ *                   [--max-ms MS] [-v]
+ *       The driver.  For each crash point i: `run --seed S+i` killed with
+ *       SIGKILL after a seeded 20..400 ms, in mode b the cache directory
+ *       deleted, then `verify`.  A volume serves K consecutive points
+ *       (default 4), then a fresh store, cache and volume are made; see
+ *       crash_point().  Ends with a summary and "N passed, M failed".
+ *   lsvd-crash selftest
+ *       The checks against hand-made histories, with known answers.
+ *
+ * The guarantees checked (docs/design.md):
+ *   (a) cache kept: let F be the newest flush that completed with 0.  Every
+ *       write acknowledged with 0 before F was submitted is readable, and
+ *       every sector holds either zero (if no write covering it was made
+ *       durable, or a later discard covered it) or the data of a write
+ *       that covered it and is not older than the newest durable one.
+ *   (b) cache lost: there is a P such that the volume equals writes 1..P
+ *       (write-zeroes included) applied in submission order.
+ *
+ * Sector stamps.  Every 512-byte sector a write puts down is
+ *   bytes 0..7    the write's id            (u64, host order)
+ *   bytes 8..15   the sector's LBA          (u64)
+ *   bytes 16..23  a checksum of the other 63 words
+ *   bytes 24..511 fill derived from (seed, id, LBA): random words, or for
+ *                 one write in four a repeated word, so that objects hold
+ *                 both compressible and incompressible chunks
+ * so the verifier knows exactly which write a sector came from and that
+ * it is intact.  A stamped sector is never all zeros (ids start at 1).
+ *
+ * The log.  One line per event, appended with write(2) to an O_APPEND
+ * descriptor under `lock`, so the file order is the real order of events.
+ * A kill -9 loses nothing already written: the page cache survives the
+ * process, so no fsync is needed.  The runs on one volume append to one
+ * log, each starting with its H line:
+ *   H seed S size BYTES    once per run, after the volume is open
+ *   S id W|Z lba sectors   before a write (W) or write-zeroes (Z) is
+ *                          submitted
+ *   C id ret               when it completed (from the callback)
+ *   FS id                  before a flush is submitted
+ *   FC id ret              when it completed
+ * A request is logged before it is submitted and its completion after the
+ * callback ran, so the log never claims more than happened.  Ids count
+ * every request (flushes too) from 1 across the runs of a log; "write
+ * #k" in the verdicts means the k-th S line.
+ *
+ * Threads: `run` has the submitting (main) thread and the library's
+ * callback thread; struct runner is protected by its `lock`.  `verify` and
+ * `loop` are single-threaded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "lsvd.h"
+
+#define SECTOR LSVD_SECTOR_SIZE
+#define WORDS (SECTOR / 8)
+#define MAX_INFLIGHT 8
+#define MAX_WRITE_SECTORS 512           /* 256 KiB */
+#define MIN_ZERO_SECTORS 8              /* 4 KiB */
+#define MAX_ZERO_SECTORS 2048           /* 1 MiB */
+#define HOT_SECTORS 16384               /* 8 MiB: where most I/O goes */
+#define VOLUME_NAME "crash"
+#define VOLUME_SIZE (64ULL << 20)
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static const char *prog = "lsvd-crash";
+
+static void die(const char *fmt, ...) G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN;
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A uniform value in [0, n), n > 0. */
+static uint64_t rnd(uint64_t *state, uint64_t n)
+{
+    return splitmix64(state) % n;
+}
+
+/* A value in [lo, hi], roughly uniform in its logarithm. */
+static uint64_t rnd_log(uint64_t *state, uint64_t lo, uint64_t hi)
+{
+    int blo = 63 - __builtin_clzll(lo), bhi = 63 - __builtin_clzll(hi);
+    int b = blo + rnd(state, bhi - blo + 1);
+    uint64_t v = (1ULL << b) + rnd(state, 1ULL << b);
+
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        continue;
+    }
+}
+
+static void log_to_stderr(void *arg, enum lsvd_log_level level,
+                          const char *msg)
+{
+    const char *who = arg;
+
+    fprintf(stderr, "%s: lsvd %s: %s\n", who,
+            level == LSVD_LOG_ERROR ? "error" :
+            level == LSVD_LOG_WARNING ? "warning" : "info", msg);
+}
+
+/* Open the volume named on the command line with the LSVD_CONF config. */
+static struct lsvd_volume *open_volume(const char *name, int flags)
+{
+    struct lsvd_config *cfg;
+    struct lsvd_volume *vol;
+    struct lsvd_err err = { "" };
+    int ret;
+
+    ret = lsvd_config_load(NULL, &cfg, &err);
+    if (ret < 0) {
+        die("%s", err.msg);
+    }
+    ret = lsvd_open(cfg, name, flags, &vol, &err);
+    lsvd_config_free(cfg);
+    if (ret < 0) {
+        die("cannot open volume '%s': %s", name, err.msg);
+    }
+    return vol;
+}
+
+/* ---- sector stamps ------------------------------------------------------ */
+
+static uint64_t stamp_sum(const uint64_t *w)
+{
+    uint64_t h = 0x6c73766463726173ULL;     /* "lsvdcras" */
+
+    for (int i = 0; i < WORDS; i++) {
+        if (i != 2) {
+            h = (h ^ w[i]) * 0x100000001b3ULL;
+            h ^= h >> 29;
+        }
+    }
+    return h;
+}
+
+/* Write the stamp of write @id (of a run with @seed) for sector @lba. */
+static void stamp_fill(uint64_t seed, uint64_t id, uint64_t lba, void *buf)
+{
+    uint64_t w[WORDS];
+    uint64_t st = seed ^ (id * 0xd6e8feb86659fd93ULL) ^
+                  (lba * 0xa0761d6478bd642fULL);
+
+    w[0] = id;
+    w[1] = lba;
+    if (id % 4 == 0) {
+        uint64_t v = splitmix64(&st);
+        for (int i = 3; i < WORDS; i++) {
+            w[i] = v;
+        }
+    } else {
+        for (int i = 3; i < WORDS; i++) {
+            w[i] = splitmix64(&st);
+        }
+    }
+    w[2] = stamp_sum(w);
+    memcpy(buf, w, SECTOR);
+}
+
+enum sector_kind {
+    SK_ZERO,            /* all zeros */
+    SK_STAMP,           /* an intact stamp of a write that covered it */
+    SK_BAD_SUM,         /* not zero, checksum wrong: torn or foreign data */
+    SK_BAD_LBA,         /* an intact stamp of another sector */
+    SK_BAD_WRITE,       /* an intact stamp of a write that never covered it */
+    SK_BAD_FILL,        /* checksum right, fill not what (seed, id) gives */
+};
+
+static const char *const sector_kind_name[] = {
+    [SK_ZERO] = "zeros",
+    [SK_STAMP] = "a stamp",
+    [SK_BAD_SUM] = "garbage (checksum mismatch)",
+    [SK_BAD_LBA] = "a stamp of another LBA (misplaced data)",
+    [SK_BAD_WRITE] = "a stamp of a write that never covered it",
+    [SK_BAD_FILL] = "a stamp with the wrong fill",
+};
+
+/*
+ * Classify the sector @buf read at @lba: zeros, or a stamp that is intact
+ * and in its place (SK_STAMP, *id set), or garbage.  The fill is checked
+ * by stamp_fill_ok() once the caller knows which run wrote @id.
+ */
+static enum sector_kind stamp_parse(uint64_t lba, const void *buf,
+                                    uint64_t *id, uint64_t *stamp_lba)
+{
+    uint64_t w[WORDS];
+    uint64_t any = 0;
+
+    memcpy(w, buf, SECTOR);
+    for (int i = 0; i < WORDS; i++) {
+        any |= w[i];
+    }
+    if (!any) {
+        return SK_ZERO;
+    }
+    *id = w[0];
+    *stamp_lba = w[1];
+    if (stamp_sum(w) != w[2]) {
+        return SK_BAD_SUM;
+    }
+    return w[1] == lba ? SK_STAMP : SK_BAD_LBA;
+}
+
+static bool stamp_fill_ok(uint64_t seed, uint64_t id, uint64_t lba,
+                          const void *buf)
+{
+    uint8_t want[SECTOR];
+
+    stamp_fill(seed, id, lba, want);
+    return memcmp(buf, want, SECTOR) == 0;
+}
+
+/* ---- run: the writer ---------------------------------------------------- */
+
+enum op_type { OP_WRITE, OP_ZERO, OP_FLUSH };
+
+struct op {
+    enum op_type type;
+    uint64_t id;
+    uint64_t lba;
+    uint64_t sectors;
+};
+
+/* The seeded request stream; see gen_next(). */
+struct gen {
+    uint64_t rng;
+    uint64_t vol_sectors;
+    uint64_t next_id;
+    int flush_in;           /* requests until the next flush */
+    int phase;              /* 0 mixed, 1 tiny writes, 2 large writes */
+    int phase_left;
+};
+
+/*
+ * The next request.  Sizes: writes 512 B..256 KiB (log-uniform in the
+ * mixed phase, 512 B..2 KiB in tiny phases, which fill the journal much
+ * faster than the batch, 64..256 KiB in large phases, which fill batches
+ * fast); write-zeroes 4 KiB..1 MiB, one request in ten.  Offsets: 70% in
+ * the first HOT_SECTORS so overwrites are common, the rest anywhere.  A
+ * flush every 10..30 requests.
+ */
+static void gen_next(struct gen *g, struct op *op)
+{
+    uint64_t hot = MIN(HOT_SECTORS, g->vol_sectors);
+
+    op->id = g->next_id++;
+    op->lba = 0;
+    op->sectors = 0;
+    if (--g->flush_in <= 0) {
+        g->flush_in = 10 + rnd(&g->rng, 21);
+        op->type = OP_FLUSH;
+        return;
+    }
+    if (g->phase_left-- <= 0) {
+        uint64_t r = rnd(&g->rng, 10);
+        g->phase = r < 6 ? 0 : r < 8 ? 1 : 2;
+        g->phase_left = 50 + rnd(&g->rng, 250);
+    }
+    if (rnd(&g->rng, 10) == 0) {
+        op->type = OP_ZERO;
+        op->sectors = rnd_log(&g->rng, MIN_ZERO_SECTORS, MAX_ZERO_SECTORS);
+    } else {
+        op->type = OP_WRITE;
+        op->sectors = g->phase == 1 ? rnd_log(&g->rng, 1, 4) :
+                      g->phase == 2 ? rnd_log(&g->rng, 128,
+                                              MAX_WRITE_SECTORS) :
+                      rnd_log(&g->rng, 1, MAX_WRITE_SECTORS);
+    }
+    op->sectors = MIN(op->sectors, g->vol_sectors);
+    if (rnd(&g->rng, 10) < 7 && hot >= op->sectors) {
+        op->lba = rnd(&g->rng, hot - op->sectors + 1);
+    } else {
+        op->lba = rnd(&g->rng, g->vol_sectors - op->sectors + 1);
+    }
+}
+
+struct slot {
+    struct runner *rn;
+    bool busy;
+    struct op op;
+    struct iovec iov;
+    uint8_t *buf;
+};
+
+struct runner {
+    struct lsvd_volume *vol;
+    uint64_t seed;
+    int log_fd;
+
+    pthread_mutex_t lock;       /* protects everything below and log_fd */
+    pthread_cond_t cond;        /* a slot was freed */
+    struct slot slots[MAX_INFLIGHT];
+    int inflight;
+};
+
+/* Append one line to the log.  Called with rn->lock held. */
+static void log_line(struct runner *rn, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+static void log_line(struct runner *rn, const char *fmt, ...)
+{
+    char line[128];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* one write(2) per line: O_APPEND keeps the lines whole */
+    if (n <= 0 || n >= (int)sizeof(line) || write(rn->log_fd, line, n) != n) {
+        /* the log would claim less than happened: stop right here */
+        fprintf(stderr, "%s: cannot write the log: %s\n", prog,
+                strerror(errno));
+        _exit(2);
+    }
+}
+
+/* Runs on the library's thread. */
+static void run_done(void *arg, int ret)
+{
+    struct slot *s = arg;
+    struct runner *rn = s->rn;
+
+    pthread_mutex_lock(&rn->lock);
+    if (s->op.type == OP_FLUSH) {
+        log_line(rn, "FC %" PRIu64 " %d\n", s->op.id, ret);
+    } else {
+        log_line(rn, "C %" PRIu64 " %d\n", s->op.id, ret);
+    }
+    if (ret < 0) {
+        fprintf(stderr, "%s: request %" PRIu64 " failed: %s\n", prog,
+                s->op.id, strerror(-ret));
+    }
+    s->busy = false;
+    rn->inflight--;
+    pthread_cond_broadcast(&rn->cond);
+    pthread_mutex_unlock(&rn->lock);
+}
+
+static bool overlaps(const struct op *a, const struct op *b)
+{
+    return a->type != OP_FLUSH && b->type != OP_FLUSH &&
+           a->lba < b->lba + b->sectors && b->lba < a->lba + a->sectors;
+}
+
+/*
+ * Wait for a free slot and for every in-flight request that overlaps @op
+ * to complete, then take the slot and log the submission.
+ */
+static struct slot *run_acquire(struct runner *rn, const struct op *op)
+{
+    struct slot *free_slot;
+
+    pthread_mutex_lock(&rn->lock);
+    for (;;) {
+        bool clash = false;
+
+        free_slot = NULL;
+        for (int i = 0; i < MAX_INFLIGHT; i++) {
+            struct slot *s = &rn->slots[i];
+            if (!s->busy) {
+                free_slot = free_slot ? free_slot : s;
+            } else if (overlaps(&s->op, op)) {
+                clash = true;
+            }
+        }
+        if (free_slot && !clash) {
+            break;
+        }
+        pthread_cond_wait(&rn->cond, &rn->lock);
+    }
+    free_slot->busy = true;
+    free_slot->op = *op;
+    rn->inflight++;
+    if (op->type == OP_FLUSH) {
+        log_line(rn, "FS %" PRIu64 "\n", op->id);
+    } else {
+        log_line(rn, "S %" PRIu64 " %c %" PRIu64 " %" PRIu64 "\n", op->id,
+                 op->type == OP_WRITE ? 'W' : 'Z', op->lba, op->sectors);
+    }
+    pthread_mutex_unlock(&rn->lock);
+    return free_slot;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "seed", required_argument, NULL, 's' },
+        { "log", required_argument, NULL, 'l' },
+        { "first-id", required_argument, NULL, 'i' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct runner rn = { .log_fd = -1 };
+    struct gen g = { 0 };
+    const char *log_path = NULL;
+    uint64_t seed = 0, first_id = 1;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'l':
+            log_path = optarg;
+            break;
+        case 'i':
+            first_id = strtoull(optarg, NULL, 0);
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!log_path || optind != argc - 1 || first_id == 0) {
+        die("usage: run --seed S --log FILE [--first-id N] VOLUME");
+    }
+    lsvd_set_log_handler(log_to_stderr, "run");
+    /* appended to: a log holds the runs since the volume was created */
+    rn.log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                     0644);
+    if (rn.log_fd < 0) {
+        die("cannot open %s: %s", log_path, strerror(errno));
+    }
+    rn.vol = open_volume(argv[optind], 0);
+    rn.seed = seed;
+    pthread_mutex_init(&rn.lock, NULL);
+    pthread_cond_init(&rn.cond, NULL);
+    for (int i = 0; i < MAX_INFLIGHT; i++) {
+        rn.slots[i].rn = &rn;
+        rn.slots[i].buf = malloc(MAX_WRITE_SECTORS * SECTOR);
+        if (!rn.slots[i].buf) {
+            die("out of memory");
+        }
+    }
+
+    g.rng = seed;
+    g.vol_sectors = lsvd_size(rn.vol) / SECTOR;
+    g.next_id = first_id;
+    g.flush_in = 20;
+    pthread_mutex_lock(&rn.lock);
+    log_line(&rn, "H seed %" PRIu64 " size %" PRIu64 "\n", seed,
+             lsvd_size(rn.vol));
+    pthread_mutex_unlock(&rn.lock);
+
+    for (;;) {
+        struct op op;
+        struct slot *s;
+        int ret;
+
+        gen_next(&g, &op);
+        s = run_acquire(&rn, &op);
+        switch (op.type) {
+        case OP_WRITE:
+            for (uint64_t i = 0; i < op.sectors; i++) {
+                stamp_fill(seed, op.id, op.lba + i, s->buf + i * SECTOR);
+            }
+            s->iov = (struct iovec){ s->buf, op.sectors * SECTOR };
+            ret = lsvd_aio_write(rn.vol, op.lba * SECTOR, &s->iov, 1,
+                                 run_done, s);
+            break;
+        case OP_ZERO:
+            ret = lsvd_aio_write_zeroes(rn.vol, op.lba * SECTOR,
+                                        op.sectors * SECTOR, run_done, s);
+            break;
+        default:
+            ret = lsvd_aio_flush(rn.vol, run_done, s);
+            break;
+        }
+        if (ret < 0) {
+            /* refused at once: the callback will not run */
+            run_done(s, ret);
+        }
+    }
+}
+
+/* ---- the log, parsed ---------------------------------------------------- */
+
+#define NO_LINE UINT64_MAX
+
+struct wrec {                   /* one S line */
+    uint64_t id;
+    uint32_t run;               /* 1 for the first H line's run, ... */
+    bool zero;
+    uint64_t lba, sectors;
+    uint64_t c_line;            /* line of its C, or NO_LINE */
+    int ret;
+};
+
+struct frec {                   /* one FS line */
+    uint64_t id;
+    uint32_t run;
+    uint64_t s_line, c_line;
+    int ret;
+};
+
+/*
+ * The log of a volume: the runs since it was created, each starting with
+ * its H line.  Runs 1..base_runs are summed up by a base image (see
+ * below); the writes of the runs after it are w[first_new..nw).
+ */
+struct history {
+    uint64_t size;              /* from the H lines; 0 if none */
+    uint64_t *seeds;            /* seeds[r] of run r, 1-based */
+    uint32_t runs;
+    uint32_t base_runs;
+    struct wrec *w;
+    size_t nw, capw;
+    size_t first_new;
+    struct frec *f;
+    size_t nf, capf;
+    int64_t *windex;            /* id -> index in w[], or -1 */
+    int64_t *findex;            /* id -> index in f[], or -1 */
+    uint64_t max_id;
+    uint64_t errors;            /* completions with ret != 0 */
+    uint64_t bad_lines;
+};
+
+static void history_free(struct history *h)
+{
+    free(h->seeds);
+    free(h->w);
+    free(h->f);
+    free(h->windex);
+    free(h->findex);
+}
+
+static void *grow(void *p, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap) {
+        return p;
+    }
+    *cap = *cap ? *cap * 2 : 1024;
+    p = realloc(p, *cap * elem);
+    if (!p) {
+        die("out of memory");
+    }
+    return p;
+}
+
+static void history_add_run(struct history *h, uint64_t seed, uint64_t size)
+{
+    h->seeds = realloc(h->seeds, (h->runs + 2) * sizeof(uint64_t));
+    if (!h->seeds) {
+        die("out of memory");
+    }
+    h->seeds[++h->runs] = seed;
+    h->size = size;
+}
+
+static void history_add_write(struct history *h, uint64_t id, bool zero,
+                              uint64_t lba, uint64_t sectors)
+{
+    h->w = grow(h->w, &h->capw, h->nw, sizeof(*h->w));
+    h->w[h->nw++] = (struct wrec){
+        .id = id, .run = h->runs, .zero = zero, .lba = lba,
+        .sectors = sectors, .c_line = NO_LINE,
+    };
+    h->max_id = MAX(h->max_id, id);
+}
+
+static void history_add_flush(struct history *h, uint64_t id, uint64_t line)
+{
+    h->f = grow(h->f, &h->capf, h->nf, sizeof(*h->f));
+    h->f[h->nf++] = (struct frec){
+        .id = id, .run = h->runs, .s_line = line, .c_line = NO_LINE,
+    };
+    h->max_id = MAX(h->max_id, id);
+}
+
+/* Index the ids and split off the runs after @base_runs. */
+static void history_index(struct history *h, uint32_t base_runs)
+{
+    h->windex = malloc((h->max_id + 1) * sizeof(int64_t));
+    h->findex = malloc((h->max_id + 1) * sizeof(int64_t));
+    if (!h->windex || !h->findex) {
+        die("out of memory");
+    }
+    for (uint64_t i = 0; i <= h->max_id; i++) {
+        h->windex[i] = h->findex[i] = -1;
+    }
+    for (size_t i = 0; i < h->nw; i++) {
+        h->windex[h->w[i].id] = i;
+    }
+    for (size_t i = 0; i < h->nf; i++) {
+        h->findex[h->f[i].id] = i;
+    }
+    h->base_runs = base_runs;
+    for (h->first_new = 0; h->first_new < h->nw &&
+         h->w[h->first_new].run <= base_runs; h->first_new++) {
+        continue;
+    }
+}
+
+/* Record a completion; with @flush, of a flush. */
+static void history_complete(struct history *h, bool flush, uint64_t id,
+                             int ret, uint64_t line)
+{
+    int64_t *index = flush ? h->findex : h->windex;
+
+    if (id > h->max_id || index[id] < 0) {
+        h->bad_lines++;
+    } else if (flush) {
+        h->f[index[id]].c_line = line;
+        h->f[index[id]].ret = ret;
+    } else {
+        h->w[index[id]].c_line = line;
+        h->w[index[id]].ret = ret;
+    }
+    h->errors += ret != 0;
+}
+
+/*
+ * Read the log at @path (a missing file is an empty log).  A last line
+ * without its newline (the writer was killed inside write(2), which a
+ * regular file should not allow, but this costs nothing) is ignored.
+ */
+static void history_load(const char *path, uint32_t base_runs,
+                         struct history *h)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    uint64_t lineno = 0;
+
+    memset(h, 0, sizeof(*h));
+    if (!f && errno != ENOENT) {
+        die("cannot open %s: %s", path, strerror(errno));
+    }
+    /* pass 1: runs and submissions, so that completions can find them */
+    while (f && fgets(line, sizeof(line), f)) {
+        uint64_t id, seed, size, lba, sectors;
+        char type;
+
+        lineno++;
+        if (!strchr(line, '\n')) {
+            break;
+        }
+        if (sscanf(line, "H seed %" SCNu64 " size %" SCNu64, &seed,
+                   &size) == 2) {
+            history_add_run(h, seed, size);
+        } else if (sscanf(line, "S %" SCNu64 " %c %" SCNu64 " %" SCNu64,
+                          &id, &type, &lba, &sectors) == 4 &&
+                   (type == 'W' || type == 'Z') && id > 0 && h->runs) {
+            history_add_write(h, id, type == 'Z', lba, sectors);
+        } else if (sscanf(line, "FS %" SCNu64, &id) == 1 && id > 0 &&
+                   h->runs) {
+            history_add_flush(h, id, lineno);
+        }
+    }
+    history_index(h, base_runs);
+
+    /* pass 2: completions */
+    if (f) {
+        rewind(f);
+    }
+    lineno = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        uint64_t id;
+        int ret;
+
+        lineno++;
+        if (!strchr(line, '\n')) {
+            break;
+        }
+        if (sscanf(line, "C %" SCNu64 " %d", &id, &ret) == 2) {
+            history_complete(h, false, id, ret, lineno);
+        } else if (sscanf(line, "FC %" SCNu64 " %d", &id, &ret) == 2) {
+            history_complete(h, true, id, ret, lineno);
+        } else if (line[0] != 'H' && line[0] != 'S' && line[0] != 'F') {
+            h->bad_lines++;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+/* ---- images: what a volume holds, sector by sector ---------------------- */
+
+#define V_ZERO (-1)             /* a sector's value: zeros */
+#define V_BAD (-2)              /* garbage, see kind[] */
+
+struct image {
+    uint64_t sectors;
+    int64_t *val;               /* index of a write in h->w, or V_* */
+    uint8_t *kind;              /* enum sector_kind */
+    uint64_t *raw_id;           /* the id found in a stamp */
+    uint64_t *raw_lba;          /* the LBA found in a stamp */
+};
+
+static void image_alloc(struct image *im, uint64_t sectors)
+{
+    im->sectors = sectors;
+    im->val = malloc(sectors * sizeof(*im->val));
+    im->kind = calloc(sectors, 1);
+    im->raw_id = calloc(sectors, sizeof(uint64_t));
+    im->raw_lba = calloc(sectors, sizeof(uint64_t));
+    if (!im->val || !im->kind || !im->raw_id || !im->raw_lba) {
+        die("out of memory");
+    }
+    for (uint64_t s = 0; s < sectors; s++) {
+        im->val[s] = V_ZERO;
+    }
+}
+
+static void image_free(struct image *im)
+{
+    free(im->val);
+    free(im->kind);
+    free(im->raw_id);
+    free(im->raw_lba);
+}
+
+/* Name the write the sector @buf at @lba came from. */
+static void image_set(struct image *im, const struct history *h,
+                      uint64_t lba, const uint8_t *buf)
+{
+    uint64_t id = 0, slba = 0;
+    enum sector_kind k = stamp_parse(lba, buf, &id, &slba);
+    int64_t wi = -1;
+
+    if (k == SK_STAMP) {
+        const struct wrec *w;
+        wi = id <= h->max_id ? h->windex[id] : -1;
+        w = wi >= 0 ? &h->w[wi] : NULL;
+        if (!w || w->zero || lba < w->lba || lba >= w->lba + w->sectors) {
+            k = SK_BAD_WRITE;
+        } else if (!stamp_fill_ok(h->seeds[w->run], id, lba, buf)) {
+            k = SK_BAD_FILL;
+        }
+    }
+    im->kind[lba] = k;
+    im->raw_id[lba] = id;
+    im->raw_lba[lba] = slba;
+    im->val[lba] = k == SK_ZERO ? V_ZERO : k == SK_STAMP ? wi : V_BAD;
+}
+
+static void image_read(struct lsvd_volume *vol, const struct history *h,
+                       struct image *im)
+{
+    const size_t chunk = 4 << 20;
+    uint8_t *buf = malloc(chunk);
+    uint64_t size = lsvd_size(vol);
+
+    if (!buf) {
+        die("out of memory");
+    }
+    image_alloc(im, size / SECTOR);
+    for (uint64_t off = 0; off < size; off += chunk) {
+        size_t len = MIN(chunk, size - off);
+        int ret = lsvd_read(vol, off, buf, len);
+
+        if (ret < 0) {
+            die("read of %zu bytes at %" PRIu64 " failed: %s", len, off,
+                strerror(-ret));
+        }
+        for (size_t i = 0; i < len / SECTOR; i++) {
+            image_set(im, h, off / SECTOR + i, buf + i * SECTOR);
+        }
+    }
+    free(buf);
+}
+
+/*
+ * Base images.  In a chain of crashes on one volume, the image a verify
+ * accepted is the starting point of the next run: it is as durable as
+ * data that was never written since (the volume was recovered and read
+ * back), so the next verify treats it as the state before the next run's
+ * first write.  File: "LSVDBASE", u32 runs it sums up, u32 0, u64
+ * sectors, then one u64 per sector: the id of the write it holds, or 0
+ * for zeros.
+ */
+#define BASE_MAGIC "LSVDBASE"
+
+static void base_save(const char *path, const struct history *h,
+                      const struct image *im)
+{
+    uint32_t hdr32[2] = { h->runs, 0 };
+    FILE *f = fopen(path, "w");
+
+    if (!f) {
+        die("cannot write %s: %s", path, strerror(errno));
+    }
+    fwrite(BASE_MAGIC, 8, 1, f);
+    fwrite(hdr32, sizeof(hdr32), 1, f);
+    fwrite(&im->sectors, 8, 1, f);
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        uint64_t id = im->val[s] >= 0 ? h->w[im->val[s]].id : 0;
+        fwrite(&id, 8, 1, f);
+    }
+    if (fclose(f) != 0) {
+        die("cannot write %s: %s", path, strerror(errno));
+    }
+}
+
+/* How many runs the base image at @path sums up. */
+static uint32_t base_runs(const char *path)
+{
+    char magic[8];
+    uint32_t hdr32[2];
+    FILE *f = fopen(path, "r");
+
+    if (!f || fread(magic, 8, 1, f) != 1 || memcmp(magic, BASE_MAGIC, 8) ||
+        fread(hdr32, sizeof(hdr32), 1, f) != 1) {
+        die("%s: not a base image", path);
+    }
+    fclose(f);
+    return hdr32[0];
+}
+
+/* Load the base image at @path into @base: write indices or V_ZERO. */
+static void base_load(const char *path, const struct history *h,
+                      int64_t *base, uint64_t sectors)
+{
+    uint64_t n, id;
+    FILE *f = fopen(path, "r");
+
+    if (!f || fseek(f, 16, SEEK_SET) < 0 || fread(&n, 8, 1, f) != 1 ||
+        n != sectors) {
+        die("%s: not a base image of %" PRIu64 " sectors", path, sectors);
+    }
+    for (uint64_t s = 0; s < sectors; s++) {
+        if (fread(&id, 8, 1, f) != 1) {
+            die("%s: truncated", path);
+        }
+        if (id == 0) {
+            base[s] = V_ZERO;
+        } else if (id <= h->max_id && h->windex[id] >= 0 &&
+                   h->w[h->windex[id]].run <= h->base_runs) {
+            base[s] = h->windex[id];
+        } else {
+            die("%s: sector %" PRIu64 " holds id %" PRIu64 ", not a write "
+                "of the runs before it", path, s, id);
+        }
+    }
+    fclose(f);
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+/* Violating sectors printed by verify (selftest prints none). */
+static uint64_t max_reported = 5;
+
+static void describe_write(const struct history *h, int64_t wi, char *out,
+                           size_t len)
+{
+    const struct wrec *w;
+
+    if (wi == V_ZERO) {
+        snprintf(out, len, "zeros");
+        return;
+    }
+    w = &h->w[wi];
+    snprintf(out, len, "write #%" PRId64 " (id %" PRIu64 ", %c lba %" PRIu64
+             "+%" PRIu64 ", %s%s)", wi + 1, w->id, w->zero ? 'Z' : 'W',
+             w->lba, w->sectors,
+             w->c_line == NO_LINE ? "not acknowledged" :
+             w->ret ? "failed" : "acknowledged",
+             w->run <= h->base_runs ? ", an earlier run" : "");
+}
+
+static void describe_sector(const struct history *h, const struct image *im,
+                            uint64_t lba, char *out, size_t len)
+{
+    if (im->val[lba] != V_BAD) {
+        describe_write(h, im->val[lba], out, len);
+    } else {
+        snprintf(out, len, "%s (id %" PRIu64 ", lba %" PRIu64 ")",
+                 sector_kind_name[im->kind[lba]], im->raw_id[lba],
+                 im->raw_lba[lba]);
+    }
+}
+
+/*
+ * Mode a.  @base holds each sector's value before the new run (zeros for a
+ * fresh volume).  Returns the number of violating sectors.
+ */
+static uint64_t check_a(const struct history *h, const int64_t *base,
+                        const struct image *im, char *verdict, size_t vlen)
+{
+    size_t first = h->first_new;
+    uint64_t fs_line = 0, flushes = 0, flushes_done = 0;
+    uint64_t acked = 0, durable = 0, bad = 0, behind = 0;
+    int64_t *dur = malloc(im->sectors * sizeof(int64_t));
+    int64_t *zl = malloc(im->sectors * sizeof(int64_t));
+    int64_t *ack = malloc(im->sectors * sizeof(int64_t));
+
+    if (!dur || !zl || !ack) {
+        die("out of memory");
+    }
+    /* the newest completed flush of the new run, by submission */
+    for (size_t i = 0; i < h->nf; i++) {
+        if (h->f[i].run <= h->base_runs) {
+            continue;
+        }
+        flushes++;
+        if (h->f[i].c_line != NO_LINE && h->f[i].ret == 0) {
+            flushes_done++;
+            fs_line = MAX(fs_line, h->f[i].s_line);
+        }
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        dur[s] = zl[s] = ack[s] = -1;
+    }
+    /*
+     * Per sector: dur = the newest durable write, zl = the newest
+     * write-zeroes submitted, ack = the newest acknowledged write, all of
+     * the new run.  Overlapping requests are never in flight together, so
+     * submission order is completion order for each sector.
+     */
+    for (size_t i = first; i < h->nw; i++) {
+        const struct wrec *w = &h->w[i];
+        bool is_acked = w->c_line != NO_LINE && w->ret == 0;
+        bool is_durable = is_acked && w->c_line < fs_line;
+
+        acked += is_acked;
+        durable += is_durable;
+        for (uint64_t s = w->lba; s < w->lba + w->sectors &&
+             s < im->sectors; s++) {
+            if (is_durable) {
+                dur[s] = i;
+            }
+            if (is_acked) {
+                ack[s] = i;
+            }
+            if (w->zero) {
+                zl[s] = i;
+            }
+        }
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        int64_t v = im->val[s];
+        bool ok;
+
+        if (v == V_BAD) {
+            ok = false;
+        } else if (dur[s] >= 0) {
+            /* the durable write or anything after it */
+            ok = v == V_ZERO ? zl[s] >= dur[s] : v >= dur[s];
+        } else if (v == V_ZERO) {
+            /* the base, or a write-zeroes of the new run */
+            ok = base[s] == V_ZERO || zl[s] >= 0;
+        } else {
+            /* the base, or any write of the new run */
+            ok = v == base[s] || (size_t)v >= first;
+        }
+        if (ok && ack[s] >= 0) {
+            behind += v == V_ZERO ? zl[s] < ack[s] : v < ack[s];
+        }
+        if (!ok) {
+            if (bad < max_reported) {
+                char got[192], want[192];
+                describe_sector(h, im, s, got, sizeof(got));
+                describe_write(h, dur[s] >= 0 ? dur[s] : base[s], want,
+                               sizeof(want));
+                printf("  sector %" PRIu64 ": holds %s; %s %s\n", s, got,
+                       dur[s] >= 0 ? "the newest durable write there is" :
+                       "no durable write there, before the run it held",
+                       want);
+            }
+            bad++;
+        }
+    }
+    snprintf(verdict, vlen, "%" PRIu64 " of %" PRIu64 " sectors wrong; %zu "
+             "writes (%" PRIu64 " acked, %" PRIu64 " durable), %" PRIu64
+             " flushes (%" PRIu64 " done); %" PRIu64 " sectors older than "
+             "an acked write (allowed)", bad, im->sectors, h->nw - first,
+             acked, durable, flushes, flushes_done, behind);
+    free(dur);
+    free(zl);
+    free(ack);
+    return bad;
+}
+
+/* Mode b: is the value @v of a sector its state after write @p (-1: none,
+ * so the base value @b)? */
+static bool value_is(const struct history *h, int64_t v, int64_t p,
+                     int64_t b)
+{
+    if (p < 0) {
+        return v == b;
+    }
+    return h->w[p].zero ? v == V_ZERO : v == p;
+}
+
+/*
+ * Mode b.  P counts the new run's writes applied, 0..N.  If write j
+ * (0-based among them) is the last one covering sector s in the prefix,
+ * then P is in [j + 1, k] where k is the next write covering s (or N);
+ * with none, P is in [0, k].  Each sector whose value matches adds one to
+ * count[P] over such an interval; the intervals of one sector are
+ * disjoint, so P is a valid prefix iff count[P] is the number of sectors.
+ */
+static uint64_t check_b(const struct history *h, const int64_t *base,
+                        const struct image *im, char *verdict, size_t vlen)
+{
+    size_t first = h->first_new, n = h->nw - first;
+    int64_t *diff = calloc(n + 2, sizeof(int64_t));
+    int64_t *last = malloc(im->sectors * sizeof(int64_t));
+    uint64_t acked = 0, best_p = 0, pmin = UINT64_MAX, pmax = 0, bad = 0;
+    int64_t best = -1, run = 0;
+
+    if (!diff || !last) {
+        die("out of memory");
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        last[s] = -1;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const struct wrec *w = &h->w[first + j];
+
+        acked += w->c_line != NO_LINE && w->ret == 0;
+        for (uint64_t s = w->lba; s < w->lba + w->sectors &&
+             s < im->sectors; s++) {
+            int64_t p = last[s];
+            if (value_is(h, im->val[s], p < 0 ? -1 : (int64_t)first + p,
+                         base[s])) {
+                diff[p + 1]++;
+                diff[j + 1]--;
+            }
+            last[s] = j;
+        }
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        int64_t p = last[s];
+        if (value_is(h, im->val[s], p < 0 ? -1 : (int64_t)first + p,
+                     base[s])) {
+            diff[p + 1]++;
+            diff[n + 1]--;
+        }
+    }
+    for (size_t p = 0; p <= n; p++) {
+        run += diff[p];
+        if (run > best) {
+            best = run;
+            best_p = p;
+        }
+        if ((uint64_t)run == im->sectors) {
+            pmin = MIN(pmin, p);
+            pmax = p;
+        }
+    }
+
+    if (pmin != UINT64_MAX) {
+        uint64_t lost = 0;
+        for (size_t j = pmax; j < n; j++) {
+            const struct wrec *w = &h->w[first + j];
+            lost += w->c_line != NO_LINE && w->ret == 0;
+        }
+        if (pmin == pmax) {
+            snprintf(verdict, vlen, "prefix P=%" PRIu64, pmax);
+        } else {
+            snprintf(verdict, vlen, "prefix P=%" PRIu64 "..%" PRIu64, pmin,
+                     pmax);
+        }
+        snprintf(verdict + strlen(verdict), vlen - strlen(verdict),
+                 " of %zu writes (%" PRIu64 " acked; %" PRIu64 " acked "
+                 "writes after the prefix, allowed)", n, acked, lost);
+        free(diff);
+        free(last);
+        return 0;
+    }
+
+    /* show where the closest prefix differs */
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        last[s] = -1;
+    }
+    for (size_t j = 0; j < best_p; j++) {
+        const struct wrec *w = &h->w[first + j];
+        for (uint64_t s = w->lba; s < w->lba + w->sectors &&
+             s < im->sectors; s++) {
+            last[s] = first + j;
+        }
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        if (!value_is(h, im->val[s], last[s], base[s])) {
+            if (bad < max_reported) {
+                char got[192], want[192];
+                describe_sector(h, im, s, got, sizeof(got));
+                describe_write(h, last[s] >= 0 ? last[s] : base[s], want,
+                               sizeof(want));
+                printf("  sector %" PRIu64 ": holds %s; prefix P=%" PRIu64
+                       " has %s\n", s, got, best_p, want);
+            }
+            bad++;
+        }
+    }
+    snprintf(verdict, vlen, "no prefix of the %zu writes (%" PRIu64
+             " acked) matches; the closest, P=%" PRIu64 ", differs in %"
+             PRIu64 " sectors", n, acked, best_p, bad);
+    free(diff);
+    free(last);
+    return bad;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mode", required_argument, NULL, 'm' },
+        { "log", required_argument, NULL, 'l' },
+        { "rdonly", no_argument, NULL, 'r' },
+        { "base", required_argument, NULL, 'b' },
+        { "save-base", required_argument, NULL, 'B' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct history h;
+    struct image im = { 0 };
+    struct lsvd_volume *vol;
+    const char *log_path = NULL, *base_path = NULL, *save_path = NULL;
+    int64_t *base;
+    char verdict[512];
+    char mode = 0;
+    uint64_t bad;
+    int c, ret, flags = 0;
+    bool failed;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            mode = optarg[0];
+            break;
+        case 'l':
+            log_path = optarg;
+            break;
+        case 'r':
+            flags |= LSVD_OPEN_RDONLY;
+            break;
+        case 'b':
+            base_path = optarg;
+            break;
+        case 'B':
+            save_path = optarg;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!log_path || optind != argc - 1 || (mode != 'a' && mode != 'b')) {
+        die("usage: verify --mode a|b --log FILE [--rdonly] [--base FILE] "
+            "[--save-base FILE] VOLUME");
+    }
+    lsvd_set_log_handler(log_to_stderr, "verify");
+    history_load(log_path, base_path ? base_runs(base_path) : 0, &h);
+    if (h.runs > h.base_runs + 1) {
+        die("%s: %u runs since the base image: expected at most one",
+            log_path, h.runs - h.base_runs);
+    }
+
+    vol = open_volume(argv[optind], flags);
+    if (h.size && lsvd_size(vol) != h.size) {
+        die("the volume has %" PRIu64 " bytes, the log says %" PRIu64,
+            lsvd_size(vol), h.size);
+    }
+    image_read(vol, &h, &im);
+    ret = lsvd_close(vol);
+    if (ret < 0) {
+        die("closing the volume failed: %s", strerror(-ret));
+    }
+
+    base = malloc(im.sectors * sizeof(int64_t));
+    if (!base) {
+        die("out of memory");
+    }
+    if (base_path) {
+        base_load(base_path, &h, base, im.sectors);
+    } else {
+        for (uint64_t s = 0; s < im.sectors; s++) {
+            base[s] = V_ZERO;
+        }
+    }
+    bad = mode == 'a' ? check_a(&h, base, &im, verdict, sizeof(verdict)) :
+                        check_b(&h, base, &im, verdict, sizeof(verdict));
+    if (h.errors || h.bad_lines) {
+        printf("  the run saw %" PRIu64 " failed requests and the log has %"
+               PRIu64 " unexpected lines\n", h.errors, h.bad_lines);
+    }
+    failed = bad || h.errors || h.bad_lines;
+    printf("verify(%c): %s: %s\n", mode, failed ? "VIOLATION" : "ok",
+           verdict);
+    if (!failed && save_path) {
+        base_save(save_path, &h, &im);
+    }
+    free(base);
+    image_free(&im);
+    history_free(&h);
+    return failed ? 1 : 0;
+}
+
+/* ---- selftest: the checks against hand-made histories ------------------- */
+
+struct st_ctx {
+    struct history h;
+    uint64_t line;
+    int failures;
+};
+
+static void st_s(struct st_ctx *t, uint64_t id, bool zero, uint64_t lba,
+                 uint64_t n)
+{
+    t->line++;
+    history_add_write(&t->h, id, zero, lba, n);
+}
+
+static void st_c(struct st_ctx *t, uint64_t id)
+{
+    t->h.w[t->h.windex[id]].c_line = ++t->line;
+}
+
+/* Build the image with the writes of run 1 whose ids are in @ids applied
+ * in order, then check it in @mode and compare the outcome. */
+static void st_expect(struct st_ctx *t, const char *what, char mode,
+                      const uint64_t *ids, size_t nids, int64_t garbage_at,
+                      uint64_t want_bad, const char *want_verdict)
+{
+    struct image im;
+    int64_t base[16];
+    char verdict[512];
+    uint64_t bad;
+
+    image_alloc(&im, 16);
+    for (uint64_t s = 0; s < 16; s++) {
+        base[s] = V_ZERO;
+    }
+    for (size_t i = 0; i < nids; i++) {
+        int64_t wi = t->h.windex[ids[i]];
+        const struct wrec *w = &t->h.w[wi];
+        for (uint64_t s = w->lba; s < w->lba + w->sectors; s++) {
+            uint8_t buf[SECTOR] = { 0 };
+            if (!w->zero) {
+                stamp_fill(t->h.seeds[w->run], w->id, s, buf);
+            }
+            image_set(&im, &t->h, s, buf);
+        }
+    }
+    if (garbage_at >= 0) {
+        uint8_t buf[SECTOR];
+        stamp_fill(t->h.seeds[1], t->h.w[0].id, garbage_at, buf);
+        buf[100] ^= 1;
+        image_set(&im, &t->h, garbage_at, buf);
+    }
+    bad = mode == 'a' ? check_a(&t->h, base, &im, verdict, sizeof(verdict)) :
+                        check_b(&t->h, base, &im, verdict, sizeof(verdict));
+    if (bad != want_bad ||
+        (want_verdict && strncmp(verdict, want_verdict,
+                                 strlen(want_verdict)))) {
+        printf("selftest: FAIL %s: %" PRIu64 " bad sectors (want %" PRIu64
+               "): %s\n", what, bad, want_bad, verdict);
+        t->failures++;
+    } else {
+        printf("selftest: ok   %s: %s\n", what, verdict);
+    }
+    image_free(&im);
+}
+
+static int cmd_selftest(int argc G_GNUC_UNUSED, char **argv G_GNUC_UNUSED)
+{
+    static const uint64_t w12[] = { 1, 2 }, w1[] = { 1 }, w2[] = { 2 };
+    static const uint64_t w1234[] = { 1, 2, 3, 4 }, w1236[] = { 1, 2, 3, 6 };
+    static const uint64_t w124[] = { 1, 2, 6 }, w7[] = { 1, 7 };
+    struct st_ctx t = { { 0 } };
+    uint8_t buf[SECTOR], buf2[SECTOR];
+    uint64_t id, lba;
+
+    max_reported = 0;
+
+    /* stamps */
+    stamp_fill(42, 7, 1000, buf);
+    memcpy(buf2, buf, SECTOR);
+    if (stamp_parse(1000, buf, &id, &lba) != SK_STAMP || id != 7 ||
+        !stamp_fill_ok(42, 7, 1000, buf) || stamp_fill_ok(43, 7, 1000, buf) ||
+        stamp_parse(1001, buf, &id, &lba) != SK_BAD_LBA) {
+        printf("selftest: FAIL stamps\n");
+        t.failures++;
+    }
+    buf2[511] ^= 0x80;
+    memset(buf, 0, SECTOR);
+    if (stamp_parse(1000, buf2, &id, &lba) != SK_BAD_SUM ||
+        stamp_parse(1000, buf, &id, &lba) != SK_ZERO) {
+        printf("selftest: FAIL stamps\n");
+        t.failures++;
+    }
+
+    /*
+     * Run 1 on 16 sectors: W1 [0,4) and W2 [2,6) acknowledged, a flush
+     * submitted after both and completed, then Z3 [0,2) acknowledged, W4
+     * [8,10) not, W6 [12,14) not (id 5 is the flush).
+     */
+    history_add_run(&t.h, 99, 16 * SECTOR);
+    t.line = 1;
+    st_s(&t, 1, false, 0, 4);
+    st_s(&t, 2, false, 2, 4);
+    st_s(&t, 3, true, 0, 2);
+    st_s(&t, 4, false, 8, 2);
+    st_s(&t, 6, false, 12, 2);
+    st_s(&t, 7, false, 6, 1);
+    history_add_flush(&t.h, 5, 0);
+    history_index(&t.h, 0);
+    st_c(&t, 1);
+    st_c(&t, 2);
+    t.h.f[0].s_line = ++t.line;
+    t.h.f[0].c_line = ++t.line;
+    st_c(&t, 3);
+
+    st_expect(&t, "a: all applied", 'a', w1234, 4, -1, 0, "0 of 16");
+    st_expect(&t, "a: unflushed Z3, W4 lost", 'a', w12, 2, -1, 0, "0 of 16");
+    st_expect(&t, "a: durable W2 lost", 'a', w1, 1, -1, 4, "4 of 16");
+    st_expect(&t, "a: everything lost", 'a', NULL, 0, -1, 4, "4 of 16");
+    st_expect(&t, "a: a torn sector", 'a', w12, 2, 12, 1, "1 of 16");
+    st_expect(&t, "a: W2 lost, W7 in", 'a', w7, 2, -1, 4, "4 of 16");
+
+    st_expect(&t, "b: W1 W2", 'b', w12, 2, -1, 0, "prefix P=2 of 6");
+    st_expect(&t, "b: W1..W4", 'b', w1234, 4, -1, 0, "prefix P=4 of 6");
+    /* W2 without W1: sectors 0-1 zero, which Z3 explains: P = 3 */
+    st_expect(&t, "b: W2 then Z3", 'b', (const uint64_t[]){ 2, 3 }, 2, -1,
+              0, "prefix P=3 of 6");
+    st_expect(&t, "b: W2 alone", 'b', w2, 1, -1, 0, "prefix P=3 of 6");
+    /* W6 without W4: no prefix */
+    st_expect(&t, "b: a hole", 'b', w1236, 4, -1, 2, "no prefix");
+    st_expect(&t, "b: W6 without Z3", 'b', w124, 3, -1, 2, "no prefix");
+    st_expect(&t, "b: a torn sector", 'b', w12, 2, 12, 1, "no prefix");
+
+    /* run 2 on top of the image W1 W2 Z3 W4 as its base */
+    {
+        struct image im;
+        int64_t base[16];
+        char verdict[512];
+        uint64_t bad;
+
+        history_add_run(&t.h, 100, 16 * SECTOR);
+        st_s(&t, 8, false, 1, 2);
+        free(t.h.windex);
+        free(t.h.findex);
+        history_index(&t.h, 1);
+        for (uint64_t s = 0; s < 16; s++) {
+            base[s] = V_ZERO;
+        }
+        base[2] = base[3] = base[4] = base[5] = t.h.windex[2];
+        base[8] = base[9] = t.h.windex[4];
+        image_alloc(&im, 16);
+        for (uint64_t s = 0; s < 16; s++) {
+            memset(buf, 0, SECTOR);
+            if (base[s] >= 0) {
+                stamp_fill(99, t.h.w[base[s]].id, s, buf);
+            }
+            image_set(&im, &t.h, s, buf);
+        }
+        bad = check_b(&t.h, base, &im, verdict, sizeof(verdict)) +
+              check_a(&t.h, base, &im, verdict, sizeof(verdict));
+        /* lose a base sector: both modes must see it */
+        image_set(&im, &t.h, 9, (uint8_t[SECTOR]){ 0 });
+        if (bad != 0 ||
+            check_b(&t.h, base, &im, verdict, sizeof(verdict)) != 1 ||
+            check_a(&t.h, base, &im, verdict, sizeof(verdict)) != 1) {
+            printf("selftest: FAIL base images\n");
+            t.failures++;
+        } else {
+            printf("selftest: ok   base images\n");
+        }
+        image_free(&im);
+    }
+
+    history_free(&t.h);
+    printf("selftest: %s\n", t.failures ? "FAILED" : "ok");
+    return t.failures ? 1 : 0;
+}
+
+/* ---- loop: the driver --------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st G_GNUC_UNUSED,
+                    int type G_GNUC_UNUSED, struct FTW *ftw G_GNUC_UNUSED)
+{
+    if (remove(path) < 0 && errno != ENOENT) {
+        die("cannot remove %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
+        errno != ENOENT) {
+        die("cannot remove %s: %s", path, strerror(errno));
+    }
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char buf[1 << 16];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out;
+    ssize_t n;
+
+    if (in < 0 && errno == ENOENT) {
+        return;
+    }
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (in < 0 || out < 0) {
+        die("cannot copy %s to %s: %s", from, to, strerror(errno));
+    }
+    while ((n = read(in, buf, sizeof(buf))) > 0) {
+        if (write(out, buf, n) != n) {
+            die("cannot write %s: %s", to, strerror(errno));
+        }
+    }
+    if (n < 0) {
+        die("cannot read %s: %s", from, strerror(errno));
+    }
+    close(in);
+    close(out);
+}
+
+/* Snapshot state for nftw, which has no argument for its callback. */
+static struct {
+    const char *src, *dst;
+    bool link;                  /* hard-link files instead of copying */
+    unsigned tmp_files;         /* ".tmp." names met: PUTs in progress */
+    unsigned objects;
+} snap;
+
+static int snap_entry(const char *path, const struct stat *st G_GNUC_UNUSED,
+                      int type, struct FTW *ftw)
+{
+    g_autofree char *to = g_strdup_printf("%s%s", snap.dst,
+                                          path + strlen(snap.src));
+
+    if (type == FTW_D) {
+        if (mkdir(to, 0755) < 0 && errno != EEXIST) {
+            die("cannot create %s: %s", to, strerror(errno));
+        }
+        return 0;
+    }
+    if (!strncmp(path + ftw->base, ".tmp.", 5)) {
+        snap.tmp_files++;
+    } else if (strlen(path + ftw->base) == 16) {
+        snap.objects++;
+    }
+    /* objects are written once (new file, rename), so a link is a copy;
+     * the journal is rewritten in place, so it is copied */
+    if (!snap.link || link(path, to) < 0) {
+        copy_file(path, to);
+    }
+    return 0;
+}
+
+static void snapshot(const char *src, const char *dst, bool hardlink)
+{
+    snap.src = src;
+    snap.dst = dst;
+    snap.link = hardlink;
+    if (nftw(src, snap_entry, 16, FTW_PHYS) < 0 && errno != ENOENT) {
+        die("cannot copy %s: %s", src, strerror(errno));
+    }
+}
+
+static void write_conf(const char *dir, uint64_t batch, uint64_t cache)
+{
+    g_autofree char *path = g_strdup_printf("%s/lsvd.conf", dir);
+    FILE *f = fopen(path, "w");
+
+    if (!f) {
+        die("cannot write %s: %s", path, strerror(errno));
+    }
+    fprintf(f, "[backend]\nurl = dir://%s/store\n[cache]\ndir = %s/cache\n"
+            "size = %" PRIu64 "M\n[log]\nbatch_size = %" PRIu64 "M\n",
+            dir, dir, cache >> 20, batch >> 20);
+    fclose(f);
+}
+
+static char self_exe[PATH_MAX];
+
+/* Start this program with @argv, output to @out, LSVD_CONF=@conf. */
+static pid_t spawn(char *const argv[], const char *out, const char *conf)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        die("fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+            _exit(127);
+        }
+        close(fd);
+        setenv("LSVD_CONF", conf, 1);
+        execv(self_exe, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int st;
+
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            die("waitpid: %s", strerror(errno));
+        }
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void print_file(const char *path, const char *indent)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+
+    if (!f) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        printf("%s%s", indent, line);
+    }
+    fclose(f);
+}
+
+struct loop_opts {
+    char mode;
+    unsigned chain;             /* crash points per volume */
+    unsigned min_ms, max_ms;
+    bool verbose;
+};
+
+struct loop_stats {
+    unsigned passed, failed;
+    unsigned put_in_progress;   /* kills with a ".tmp." object present */
+    unsigned with_objects;      /* kills after at least one object */
+    uint64_t writes, acked, objects;
+};
+
+/*
+ * Crash point @seed in @dir, number @pos (from 0) of its volume's chain;
+ * @last if the chain ends with it.
+ *
+ * The first point of a chain makes a fresh store, cache and volume.  Every
+ * point writes a new configuration with a batch size of 1M..8M, so that
+ * objects are PUT every few dozen milliseconds and kills land inside
+ * journal writes, inside PUTs (the loop counts kills that left a PUT's
+ * temporary file) and between a PUT and the journal reset.  Inside a
+ * chain, verify opens the volume read-only: the next run then does the
+ * writable recovery of exactly the state that was checked (a journal with
+ * records not yet in objects, stranded objects) and is killed in turn.
+ * The image verify accepted is the next verify's base image.  The last
+ * verify of a chain recovers read-write and closes the volume.
+ *
+ * Returns 0 if the point passed; on failure the state right after the
+ * kill is kept in DIR/fail-SEED, and the output says how to check it
+ * again.
+ */
+static int crash_point(const char *dir, uint64_t seed, unsigned pos,
+                       bool last, const struct loop_opts *o,
+                       struct loop_stats *ls)
+{
+    /* batch sizes: mostly small, so that objects are PUT often */
+    static const uint64_t batches[] = { 1, 1, 1, 2, 2, 4, 8 };
+    g_autofree char *conf = g_strdup_printf("%s/lsvd.conf", dir);
+    g_autofree char *store = g_strdup_printf("%s/store", dir);
+    g_autofree char *cache = g_strdup_printf("%s/cache", dir);
+    g_autofree char *logp = g_strdup_printf("%s/log", dir);
+    g_autofree char *base = g_strdup_printf("%s/base", dir);
+    g_autofree char *new_base = g_strdup_printf("%s/base.new", dir);
+    g_autofree char *run_out = g_strdup_printf("%s/run.out", dir);
+    g_autofree char *ver_out = g_strdup_printf("%s/verify.out", dir);
+    g_autofree char *snapd = g_strdup_printf("%s/snap", dir);
+    g_autofree char *snap_store = g_strdup_printf("%s/store", snapd);
+    g_autofree char *snap_cache = g_strdup_printf("%s/cache", snapd);
+    g_autofree char *snap_log = g_strdup_printf("%s/log", snapd);
+    g_autofree char *snap_base = g_strdup_printf("%s/base", snapd);
+    g_autofree char *keep = NULL;
+    g_autofree char *seed_s = g_strdup_printf("%" PRIu64, seed);
+    g_autofree char *first_id_s = NULL;
+    uint64_t first_id;
+    char mode_s[2] = { o->mode, 0 };
+    uint64_t prng = seed ^ 0x63726173685f7074ULL;
+    uint64_t batch = batches[rnd(&prng, G_N_ELEMENTS(batches))] << 20;
+    uint64_t cache_size = MAX(64ULL << 20, 4 * batch);
+    unsigned ms = o->min_ms + rnd(&prng, o->max_ms - o->min_ms + 1);
+    struct history h;
+    pid_t pid;
+    int ret, st;
+
+    if (pos == 0) {
+        /* a fresh volume */
+        struct lsvd_config *cfg;
+        struct lsvd_err err = { "" };
+
+        rm_rf(store);
+        rm_rf(cache);
+        unlink(logp);
+        unlink(base);
+        write_conf(dir, batch, cache_size);
+        ret = lsvd_config_load(conf, &cfg, &err);
+        if (ret == 0) {
+            ret = lsvd_create(cfg, VOLUME_NAME, VOLUME_SIZE, &err);
+            lsvd_config_free(cfg);
+        }
+        if (ret < 0) {
+            die("cannot create the volume: %s", err.msg);
+        }
+    } else {
+        /* the same volume, maybe another batch size */
+        write_conf(dir, batch, cache_size);
+    }
+    rm_rf(snapd);
+    history_load(logp, 0, &h);
+    first_id = h.max_id + 1;
+    first_id_s = g_strdup_printf("%" PRIu64, first_id);
+    history_free(&h);
+
+    /* run, and kill it */
+    {
+        char *argv[] = { "lsvd-crash", "run", "--seed", seed_s, "--log",
+                         logp, "--first-id", first_id_s, VOLUME_NAME,
+                         NULL };
+        pid = spawn(argv, run_out, conf);
+    }
+    sleep_ms(ms);
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+        printf("crash(%c): seed %" PRIu64 ": the writer exited by itself "
+               "(status %d):\n", o->mode, seed, st);
+        print_file(run_out, "    ");
+        ls->failed++;
+        return 1;
+    }
+    kill(pid, SIGKILL);
+    wait_exit(pid);
+
+    /* keep the state as the crash left it, in case verify fails */
+    if (mkdir(snapd, 0755) < 0) {
+        die("cannot create %s: %s", snapd, strerror(errno));
+    }
+    snap.tmp_files = snap.objects = 0;
+    snapshot(store, snap_store, true);
+    snapshot(cache, snap_cache, false);
+    copy_file(logp, snap_log);
+    copy_file(base, snap_base);
+    ls->put_in_progress += snap.tmp_files > 0;
+    ls->with_objects += snap.objects > 0;
+    ls->objects += snap.objects;
+
+    history_load(logp, 0, &h);
+    for (size_t i = 0; i < h.nw; i++) {
+        if (h.w[i].id >= first_id) {
+            ls->writes++;
+            ls->acked += h.w[i].c_line != NO_LINE && h.w[i].ret == 0;
+        }
+    }
+    history_free(&h);
+
+    if (o->mode == 'b') {
+        rm_rf(cache);
+    }
+    {
+        char *argv[16] = { "lsvd-crash", "verify", "--mode", mode_s,
+                           "--log", logp, "--save-base", new_base };
+        int n = 8;
+
+        if (pos > 0) {
+            argv[n++] = "--base";
+            argv[n++] = base;
+        }
+        if (!last) {
+            argv[n++] = "--rdonly";
+        }
+        argv[n++] = VOLUME_NAME;
+        argv[n] = NULL;
+        ret = wait_exit(spawn(argv, ver_out, conf));
+    }
+    if (o->verbose || ret != 0) {
+        printf("crash(%c): seed %" PRIu64 " (%u in chain): batch %" PRIu64
+               "M, kill after %u ms, %u objects%s:%s", o->mode, seed,
+               pos + 1, batch >> 20, ms, snap.objects,
+               snap.tmp_files ? " (+ a PUT in progress)" : "",
+               ret == 0 ? " " : " FAILED\n");
+        print_file(ver_out, ret == 0 ? "" : "    ");
+    }
+    if (ret == 0) {
+        if (rename(new_base, base) < 0) {
+            die("cannot rename %s: %s", new_base, strerror(errno));
+        }
+        ls->passed++;
+        return 0;
+    }
+    ls->failed++;
+    keep = g_strdup_printf("%s/fail-%" PRIu64, dir, seed);
+    rm_rf(keep);
+    if (rename(snapd, keep) < 0) {
+        die("cannot keep %s: %s", keep, strerror(errno));
+    }
+    write_conf(keep, batch, cache_size);
+    printf("    the state right after the kill is in %s; check it again "
+           "with\n    %sLSVD_CONF=%s/lsvd.conf %s verify --rdonly --mode %c "
+           "--log %s/log%s%s%s %s\n", keep,
+           o->mode == 'b' ? "rm -rf CACHE && " : "", keep, self_exe,
+           o->mode, keep, pos > 0 ? " --base " : "", pos > 0 ? keep : "",
+           pos > 0 ? "/base" : "", VOLUME_NAME);
+    if (o->mode == 'b') {
+        printf("    (CACHE is %s/cache, kept for mode a)\n", keep);
+    }
+    printf("    or run the crash points of this volume again (the kills "
+           "land elsewhere) with\n    %s loop --mode %c --points %u "
+           "--chain %u --seed %" PRIu64 " -v\n", self_exe, o->mode, pos + 1,
+           o->chain, seed - pos);
+    return 1;
+}
+
+static int cmd_loop(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mode", required_argument, NULL, 'm' },
+        { "points", required_argument, NULL, 'n' },
+        { "seed", required_argument, NULL, 's' },
+        { "chain", required_argument, NULL, 'c' },
+        { "keep-going", no_argument, NULL, 'k' },
+        { "dir", required_argument, NULL, 'd' },
+        { "keep", no_argument, NULL, 'K' },
+        { "min-ms", required_argument, NULL, '0' },
+        { "max-ms", required_argument, NULL, '1' },
+        { "verbose", no_argument, NULL, 'v' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct loop_opts o = { .chain = 4, .min_ms = 20, .max_ms = 400 };
+    struct loop_stats ls = { 0 };
+    const char *dir_opt = NULL;
+    char dir[PATH_MAX];
+    uint64_t seed = 1, points = 200, done;
+    unsigned pos = 0;
+    bool keep_going = false, keep = false;
+    double t0;
+    ssize_t n;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o.mode = optarg[0];
+            break;
+        case 'n':
+            points = strtoull(optarg, NULL, 0);
+            break;
+        case 's':
+            seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'c':
+            o.chain = strtoul(optarg, NULL, 0);
+            break;
+        case 'k':
+            keep_going = true;
+            break;
+        case 'd':
+            dir_opt = optarg;
+            break;
+        case 'K':
+            keep = true;
+            break;
+        case '0':
+            o.min_ms = strtoul(optarg, NULL, 0);
+            break;
+        case '1':
+            o.max_ms = strtoul(optarg, NULL, 0);
+            break;
+        case 'v':
+            o.verbose = true;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (optind != argc || (o.mode != 'a' && o.mode != 'b') ||
+        o.max_ms < o.min_ms || o.chain == 0) {
+        die("usage: loop --mode a|b --points N --seed S [--chain K] "
+            "[--keep-going] [--dir DIR] [--keep] [--min-ms MS] "
+            "[--max-ms MS] [-v]");
+    }
+    n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+    if (n < 0) {
+        die("cannot find this program: %s", strerror(errno));
+    }
+    self_exe[n] = '\0';
+    if (dir_opt) {
+        snprintf(dir, sizeof(dir), "%s", dir_opt);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            die("cannot create %s: %s", dir, strerror(errno));
+        }
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/lsvd-crash.XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(dir)) {
+            die("cannot create a directory in %s: %s", dir, strerror(errno));
+        }
+    }
+    if (dir[0] != '/') {
+        die("--dir must be an absolute path");
+    }
+    lsvd_set_log_handler(log_to_stderr, "loop");
+
+    printf("crash(%c): %" PRIu64 " points, seeds %" PRIu64 "..%" PRIu64
+           ", a fresh volume every %u, in %s\n", o.mode, points, seed,
+           seed + points - 1, o.chain, dir);
+    fflush(stdout);
+    t0 = now_s();
+    for (done = 0; done < points; done++) {
+        bool last = pos == o.chain - 1 || done == points - 1;
+
+        if (crash_point(dir, seed + done, pos, last, &o, &ls) != 0) {
+            if (!keep_going) {
+                done++;
+                break;
+            }
+            pos = 0;        /* the volume's history is lost: a fresh one */
+        } else {
+            pos = last ? 0 : pos + 1;
+        }
+        if (!o.verbose && (done + 1) % 50 == 0 && done + 1 < points) {
+            printf("crash(%c): %" PRIu64 "/%" PRIu64 " points, %u failed\n",
+                   o.mode, done + 1, points, ls.failed);
+        }
+        fflush(stdout);
+    }
+
+    printf("crash(%c): %" PRIu64 " points, %u violations, %.1f s; per point "
+           "%.0f writes (%.0f acked), %.1f objects; kills with objects %u, "
+           "during a PUT %u\n", o.mode, done, ls.failed, now_s() - t0,
+           (double)ls.writes / MAX(done, 1), (double)ls.acked / MAX(done, 1),
+           (double)ls.objects / MAX(done, 1), ls.with_objects,
+           ls.put_in_progress);
+    printf("%u passed, %u failed\n", ls.passed, ls.failed);
+    if (ls.failed == 0 && !keep && !dir_opt) {
+        rm_rf(dir);
+    } else if (ls.failed == 0 && !keep) {
+        const char *leaves[] = { "store", "cache", "snap", "log", "base",
+                                 "base.new", "lsvd.conf", "run.out",
+                                 "verify.out" };
+        for (size_t i = 0; i < G_N_ELEMENTS(leaves); i++) {
+            g_autofree char *p = g_strdup_printf("%s/%s", dir, leaves[i]);
+            rm_rf(p);
+        }
+    }
+    return ls.failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s run|verify|loop|selftest ...\n", prog);
+        return 2;
+    }
+    optind = 2;
+    if (!strcmp(argv[1], "run")) {
+        return cmd_run(argc, argv);
+    }
+    if (!strcmp(argv[1], "verify")) {
+        return cmd_verify(argc, argv);
+    }
+    if (!strcmp(argv[1], "loop")) {
+        return cmd_loop(argc, argv);
+    }
+    if (!strcmp(argv[1], "selftest")) {
+        return cmd_selftest(argc, argv);
+    }
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
+    return 2;
+}

@@ -1,0 +1,2025 @@
+/*
+ * test-volume - the public API end to end, on a dir:// store and a cache
+ * directory inside a temporary directory per test.
+ *
+ * Covered: create/open/read/write/close/reopen, reopen without the cache,
+ * a random workload checked against a model, recovery after a crash (a
+ * child process that opens, writes, flushes and _exit()s without closing),
+ * torn and corrupted journal records, a journal older than the objects, a
+ * journal that wrapped, corrupted objects, a journal of another volume,
+ * the single-writer lock, list/remove, and stranded objects.
+ *
+ * Every sector written carries its write id and LBA in its first 16
+ * bytes, so a read shows which write each sector came from: that is how
+ * the crash tests check "a prefix of the writes".
+ *
+ * LSVD_TEST_KEEP=1 keeps the temporary directories.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "config.h"
+#include "format.h"
+#include "lsvd.h"
+#include "util.h"
+
+#define SECT LSVD_SECTOR_SIZE
+#define MODEL_SIZE (8ULL << 20)
+#define MODEL_SECTORS (MODEL_SIZE / SECT)
+#define BAD_ID UINT64_MAX
+
+/* ---- log capture --------------------------------------------------------- */
+
+static GMutex log_lock;
+static unsigned log_errors;
+static char log_last[512];
+
+static void log_capture(void *arg G_GNUC_UNUSED, enum lsvd_log_level level,
+                        const char *msg)
+{
+    g_mutex_lock(&log_lock);
+    if (level == LSVD_LOG_ERROR) {
+        log_errors++;
+        g_strlcpy(log_last, msg, sizeof(log_last));
+    }
+    g_mutex_unlock(&log_lock);
+}
+
+static unsigned log_error_count(void)
+{
+    unsigned n;
+
+    g_mutex_lock(&log_lock);
+    n = log_errors;
+    g_mutex_unlock(&log_lock);
+    return n;
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+struct fix {
+    char *root;
+    char *store;        /* ROOT/store, the dir:// store */
+    char *cache;        /* ROOT/cache */
+    struct lsvd_config *cfg;
+};
+
+static void fix_config(struct fix *f, const char *batch,
+                       const char *cache_size)
+{
+    g_autofree char *text = g_strdup_printf(
+        "[backend]\nurl = dir://%s\n"
+        "[cache]\ndir = %s\nsize = %s\n"
+        "[log]\nbatch_size = %s\n",
+        f->store, f->cache, cache_size, batch);
+    struct lsvd_err err = { { 0 } };
+
+    lsvd_config_free(f->cfg);
+    f->cfg = NULL;
+    g_assert_cmpint(config_parse(text, strlen(text), "test", &f->cfg, &err),
+                    ==, 0);
+}
+
+static void fix_setup(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    GError *gerr = NULL;
+
+    f->root = g_dir_make_tmp("lsvd-test-XXXXXX", &gerr);
+    g_assert_no_error(gerr);
+    f->store = g_build_filename(f->root, "store", NULL);
+    f->cache = g_build_filename(f->root, "cache", NULL);
+    f->cfg = NULL;
+    fix_config(f, "1M", "64M");
+}
+
+static void rm_rf(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *n;
+
+    if (!d) {
+        g_unlink(path);
+        return;
+    }
+    while ((n = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(path, n, NULL);
+        rm_rf(p);
+    }
+    g_dir_close(d);
+    g_rmdir(path);
+}
+
+static void fix_teardown(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    if (g_getenv("LSVD_TEST_KEEP")) {
+        g_test_message("kept %s", f->root);
+    } else {
+        rm_rf(f->root);
+        g_assert_false(g_file_test(f->root, G_FILE_TEST_EXISTS));
+    }
+    lsvd_config_free(f->cfg);
+    g_free(f->root);
+    g_free(f->store);
+    g_free(f->cache);
+}
+
+static char *journal_file(struct fix *f, const char *vol)
+{
+    g_autofree char *leaf = g_strdup_printf("%s.journal", vol);
+
+    return g_build_filename(f->cache, leaf, NULL);
+}
+
+static char *object_file(struct fix *f, const char *vol, uint64_t seq)
+{
+    g_autofree char *leaf = g_strdup_printf("%016" PRIx64, seq);
+
+    return g_build_filename(f->store, vol, leaf, NULL);
+}
+
+/* Number of data objects of @vol, and the newest sequence number. */
+static unsigned count_objects(struct fix *f, const char *vol,
+                              uint64_t *newest)
+{
+    g_autofree char *dir = g_build_filename(f->store, vol, NULL);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *n;
+    unsigned count = 0;
+
+    if (newest) {
+        *newest = 0;
+    }
+    if (!d) {
+        return 0;
+    }
+    while ((n = g_dir_read_name(d))) {
+        if (strlen(n) == 16 && strspn(n, "0123456789abcdef") == 16) {
+            uint64_t seq = g_ascii_strtoull(n, NULL, 16);
+            count++;
+            if (newest && seq > *newest) {
+                *newest = seq;
+            }
+        }
+    }
+    g_dir_close(d);
+    return count;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    g_autoptr(GError) gerr = NULL;
+    char *data = NULL;
+    gsize n = 0;
+
+    g_assert_true(g_file_get_contents(path, &data, &n, &gerr));
+    g_assert_no_error(gerr);
+    *len = n;
+    return (uint8_t *)data;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t len)
+{
+    g_autoptr(GError) gerr = NULL;
+
+    g_assert_true(g_file_set_contents(path, (const char *)data, len,
+                                      &gerr));
+    g_assert_no_error(gerr);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len;
+    g_autofree uint8_t *data = read_file(from, &len);
+
+    write_file(to, data, len);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return st.st_size;
+}
+
+/* XOR @mask into the byte at @off of @path, in place. */
+static void flip_byte(const char *path, uint64_t off, uint8_t mask)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, &b, 1, off), ==, 1);
+    b ^= mask;
+    g_assert_cmpint(pwrite(fd, &b, 1, off), ==, 1);
+    close(fd);
+}
+
+static void truncate_file(const char *path, uint64_t len)
+{
+    g_assert_cmpint(truncate(path, len), ==, 0);
+}
+
+/* Zero [off, end): what a write that never reached the disk leaves in a
+ * journal file allocated ahead. */
+static void zero_from(const char *path, uint64_t off, uint64_t end)
+{
+    g_autofree uint8_t *zeros = g_malloc0(end - off);
+    int fd = open(path, O_WRONLY);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, zeros, end - off, off), ==, end - off);
+    close(fd);
+}
+
+/* Where the first write's record lies in a fresh volume's journal: after
+ * the superblock and the FENCE record of the first open. */
+#define JNL_FIRST (2 * JNL_BLOCK)
+
+/*
+ * Journal sequence number of write 0 of a fresh volume's first session,
+ * minus one: a writable open starts the journal with a FENCE record whose
+ * successor's number jumps.  So write i has sequence number base + i + 1.
+ */
+static uint64_t journal_base(struct fix *f, const char *vol)
+{
+    g_autofree char *jpath = journal_file(f, vol);
+    size_t len;
+    g_autofree uint8_t *data = read_file(jpath, &len);
+    struct rec_header r;
+
+    g_assert_cmpuint(len, >=, 2 * JNL_BLOCK);
+    g_assert_cmpint(rec_header_parse(data + JNL_BLOCK, JNL_BLOCK, &r), ==, 0);
+    return (r.type == REC_TYPE_FENCE ? r.next_seq : r.seq) - 1;
+}
+
+/* The parsed header of object @seq of @vol; free with obj_header_free(). */
+static void object_header(struct fix *f, const char *vol, uint64_t seq,
+                          struct obj_header *h)
+{
+    g_autofree char *path = object_file(f, vol, seq);
+    size_t len;
+    g_autofree uint8_t *data = read_file(path, &len);
+
+    g_assert_cmpint(obj_header_parse(data, len, h), ==, 0);
+    g_assert_cmpuint(h->seq, ==, seq);
+}
+
+/* ---- data patterns ------------------------------------------------------- */
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/*
+ * Sector @lba as written by write @id: id and LBA, then filler that LZ4
+ * compresses well for even ids and not at all for odd ones.  Id 0 is a
+ * sector of zeros.
+ */
+static void pat_sector(uint8_t *s, uint64_t lba, uint64_t id)
+{
+    uint64_t x = mix(id * 0x100000001b3ULL ^ lba);
+
+    if (id == 0) {
+        memset(s, 0, SECT);
+        return;
+    }
+    put_le64(s, id);
+    put_le64(s + 8, lba);
+    for (int i = 16; i < SECT; i += 8) {
+        if (id & 1) {
+            x = mix(x);
+        }
+        put_le64(s + i, x);
+    }
+}
+
+static void pat_fill(uint8_t *buf, uint64_t lba, uint64_t sectors,
+                     uint64_t id)
+{
+    for (uint64_t i = 0; i < sectors; i++) {
+        pat_sector(buf + i * SECT, lba + i, id);
+    }
+}
+
+/* Which write sector @s holds: 0 for zeros, BAD_ID for anything else. */
+static uint64_t pat_id(const uint8_t *s, uint64_t lba)
+{
+    uint8_t want[SECT];
+    uint64_t id = get_le64(s);
+
+    if (id == 0 || id == BAD_ID) {
+        for (int i = 0; i < SECT; i++) {
+            if (s[i]) {
+                return BAD_ID;
+            }
+        }
+        return 0;
+    }
+    pat_sector(want, lba, id);
+    return memcmp(s, want, SECT) == 0 ? id : BAD_ID;
+}
+
+/* ---- volume helpers ------------------------------------------------------ */
+
+static void vol_create(struct fix *f, const char *name, uint64_t size)
+{
+    struct lsvd_err err = { { 0 } };
+    int ret = lsvd_create(f->cfg, name, size, &err);
+
+    if (ret < 0) {
+        g_test_message("create %s: %s", name, err.msg);
+    }
+    g_assert_cmpint(ret, ==, 0);
+}
+
+static struct lsvd_volume *vol_open(struct fix *f, const char *name,
+                                    int flags)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v = NULL;
+    int ret = lsvd_open(f->cfg, name, flags, &v, &err);
+
+    if (ret < 0) {
+        g_test_message("open %s: %s", name, err.msg);
+    }
+    g_assert_cmpint(ret, ==, 0);
+    g_assert_nonnull(v);
+    return v;
+}
+
+/* Open expecting failure @expect; returns the message. */
+static char *vol_open_fails(struct fix *f, const char *name, int flags,
+                            int expect)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v = NULL;
+    int ret = lsvd_open(f->cfg, name, flags, &v, &err);
+
+    g_test_message("open %s -> %d: %s", name, ret, err.msg);
+    g_assert_cmpint(ret, ==, expect);
+    g_assert_null(v);
+    g_assert_cmpstr(err.msg, !=, "");
+    return g_strdup(err.msg);
+}
+
+static void vol_close(struct lsvd_volume *v)
+{
+    g_assert_cmpint(lsvd_close(v), ==, 0);
+}
+
+static void write_pat(struct lsvd_volume *v, uint64_t lba, uint64_t sectors,
+                      uint64_t id)
+{
+    g_autofree uint8_t *buf = g_malloc(sectors * SECT);
+
+    pat_fill(buf, lba, sectors, id);
+    g_assert_cmpint(lsvd_write(v, lba * SECT, buf, sectors * SECT), ==, 0);
+}
+
+/* Read [lba, lba+sectors) and check that every sector holds write @id. */
+static void check_pat(struct lsvd_volume *v, uint64_t lba, uint64_t sectors,
+                      uint64_t id)
+{
+    g_autofree uint8_t *buf = g_malloc(sectors * SECT);
+
+    memset(buf, 0xcc, sectors * SECT);
+    g_assert_cmpint(lsvd_read(v, lba * SECT, buf, sectors * SECT), ==, 0);
+    for (uint64_t i = 0; i < sectors; i++) {
+        uint64_t got = pat_id(buf + i * SECT, lba + i);
+        if (got != id) {
+            g_test_message("sector %" PRIu64 ": write %" PRIu64
+                           " expected, found %" PRIu64 " (%" PRIu64
+                           " = bad)", lba + i, id, got, BAD_ID);
+        }
+        g_assert_cmpuint(got, ==, id);
+    }
+}
+
+/* The write id of every sector of [0, sectors), read 1 MiB at a time. */
+static uint64_t *observe(struct lsvd_volume *v, uint64_t sectors)
+{
+    uint64_t *ids = g_new(uint64_t, sectors);
+    const uint64_t step = (1 << 20) / SECT;
+    g_autofree uint8_t *buf = g_malloc(step * SECT);
+
+    for (uint64_t lba = 0; lba < sectors; lba += step) {
+        uint64_t n = MIN(step, sectors - lba);
+        g_assert_cmpint(lsvd_read(v, lba * SECT, buf, n * SECT), ==, 0);
+        for (uint64_t i = 0; i < n; i++) {
+            ids[lba + i] = pat_id(buf + i * SECT, lba + i);
+        }
+    }
+    return ids;
+}
+
+static bool same_ids(const uint64_t *got, const uint64_t *want,
+                     uint64_t sectors, bool verbose)
+{
+    for (uint64_t i = 0; i < sectors; i++) {
+        if (got[i] != want[i]) {
+            if (verbose) {
+                g_test_message("sector %" PRIu64 ": write %" PRIu64
+                               " expected, found %" PRIu64, i, want[i],
+                               got[i]);
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+static void check_model(struct lsvd_volume *v, const uint64_t *model,
+                        uint64_t sectors)
+{
+    g_autofree uint64_t *ids = observe(v, sectors);
+
+    g_assert_true(same_ids(ids, model, sectors, true));
+}
+
+/* ---- random workloads ---------------------------------------------------- */
+
+struct op {
+    uint64_t lba;
+    uint64_t sectors;
+    bool zero;          /* write-zeroes instead of data */
+};
+
+/* @n operations on [0, vol_sectors): op i is write id i + 1. */
+static struct op *make_ops(uint64_t seed, unsigned n, uint64_t vol_sectors,
+                           uint64_t max_sectors, unsigned zero_pct)
+{
+    struct op *ops = g_new(struct op, n);
+    uint64_t x = seed;
+
+    for (unsigned i = 0; i < n; i++) {
+        x = mix(x);
+        ops[i].sectors = 1 + x % max_sectors;
+        x = mix(x);
+        if (x % 8 == 0) {
+            /* 4 KiB aligned, as most guests write */
+            ops[i].sectors = ROUND_UP(ops[i].sectors, 8);
+        }
+        ops[i].sectors = MIN(ops[i].sectors, vol_sectors);
+        x = mix(x);
+        ops[i].lba = x % (vol_sectors - ops[i].sectors + 1);
+        x = mix(x);
+        ops[i].zero = x % 100 < zero_pct;
+    }
+    return ops;
+}
+
+static void model_apply(uint64_t *model, const struct op *ops,
+                        unsigned from, unsigned to)
+{
+    for (unsigned i = from; i < to; i++) {
+        for (uint64_t k = 0; k < ops[i].sectors; k++) {
+            model[ops[i].lba + k] = ops[i].zero ? 0 : i + 1;
+        }
+    }
+}
+
+/* Apply ops [from, to); no assertions, so a child process can use it. */
+static int apply_ops(struct lsvd_volume *v, const struct op *ops,
+                     unsigned from, unsigned to)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int ret = 0;
+
+    for (unsigned i = from; i < to && ret == 0; i++) {
+        size_t len = ops[i].sectors * SECT;
+
+        if (ops[i].zero) {
+            ret = lsvd_write_zeroes(v, ops[i].lba * SECT, len);
+            continue;
+        }
+        if (len > cap) {
+            buf = g_realloc(buf, len);
+            cap = len;
+        }
+        pat_fill(buf, ops[i].lba, ops[i].sectors, i + 1);
+        ret = lsvd_write(v, ops[i].lba * SECT, buf, len);
+    }
+    g_free(buf);
+    return ret;
+}
+
+/* ---- child processes ----------------------------------------------------- */
+
+typedef int child_fn(struct fix *f, void *arg);
+
+/* Run @fn in a child process, which exits with its return value without
+ * any cleanup: open volumes stay unclosed, as in a crash. */
+static void run_child(struct fix *f, child_fn *fn, void *arg)
+{
+    int status;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        _exit(fn(f, arg));
+    }
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+}
+
+struct crash_arg {
+    const char *vol;
+    const struct op *ops;
+    unsigned from, to;
+    const char *save_journal_to;    /* copy of the journal after @mid */
+    unsigned mid;
+    unsigned wait_objects;          /* PUTs are asynchronous: wait for
+                                     * this many objects before exiting */
+};
+
+/* Open, apply the ops, flush, and "crash". */
+static int crash_child(struct fix *f, void *p)
+{
+    struct crash_arg *a = p;
+    struct lsvd_volume *v = NULL;
+    struct lsvd_err err;
+
+    if (lsvd_open(f->cfg, a->vol, 0, &v, &err) < 0) {
+        fprintf(stderr, "child: open: %s\n", err.msg);
+        return 10;
+    }
+    if (a->save_journal_to) {
+        g_autofree char *jpath = journal_file(f, a->vol);
+        gchar *data;
+        gsize len;
+
+        if (apply_ops(v, a->ops, a->from, a->mid) < 0 ||
+            lsvd_flush(v) < 0) {
+            return 11;
+        }
+        if (!g_file_get_contents(jpath, &data, &len, NULL) ||
+            !g_file_set_contents(a->save_journal_to, data, len, NULL)) {
+            return 12;
+        }
+        g_free(data);
+        if (apply_ops(v, a->ops, a->mid, a->to) < 0) {
+            return 13;
+        }
+    } else if (apply_ops(v, a->ops, a->from, a->to) < 0) {
+        return 14;
+    }
+    if (lsvd_flush(v) < 0) {
+        return 15;
+    }
+    for (int i = 0; i < 1000 &&
+         count_objects(f, a->vol, NULL) < a->wait_objects; i++) {
+        g_usleep(10000);
+    }
+    return 0;
+}
+
+/* ==== the tests ========================================================== */
+
+static void test_basic(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v;
+    struct lsvd_info info;
+
+    vol_create(f, "v1", 64 << 20);
+    g_assert_cmpint(lsvd_create(f->cfg, "v1", 64 << 20, &err), ==, -EEXIST);
+    g_assert_nonnull(strstr(err.msg, "v1"));
+    g_assert_cmpint(lsvd_create(f->cfg, "bad/name", 1 << 20, &err), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_create(f->cfg, "v2", 0, &err), ==, -EINVAL);
+    g_assert_cmpint(lsvd_create(f->cfg, "v2", 1000, &err), ==, -EINVAL);
+    g_assert_cmpint(lsvd_create(f->cfg, "v2", 1ULL << 62, &err), ==,
+                    -EINVAL);
+    g_free(vol_open_fails(f, "v2", 0, -ENOENT));
+    g_free(vol_open_fails(f, "..", 0, -EINVAL));
+
+    v = vol_open(f, "v1", 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 64 << 20);
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_assert_cmpuint(info.size, ==, 64 << 20);
+    g_assert_cmpuint(info.objects, ==, 0);
+    g_assert_cmpuint(info.journal_bytes, ==, 0);
+
+    write_pat(v, 0, 8, 1);
+    write_pat(v, 1000, 1, 2);
+    write_pat(v, (64 << 20) / SECT - 16, 16, 3);    /* the last sectors */
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    check_pat(v, 0, 8, 1);
+    check_pat(v, 1000, 1, 2);
+    check_pat(v, (64 << 20) / SECT - 16, 16, 3);
+    check_pat(v, 8, 992, 0);
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_assert_cmpuint(info.journal_bytes, >=, 3 * 2 * JNL_BLOCK);
+    vol_close(v);
+
+    v = vol_open(f, "v1", 0);
+    check_pat(v, 0, 8, 1);
+    check_pat(v, 1000, 1, 2);
+    check_pat(v, (64 << 20) / SECT - 16, 16, 3);
+    check_pat(v, 1001, 100, 0);
+    /* a cleanly closed volume has everything in objects */
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_assert_cmpuint(info.objects, ==, 1);
+    g_assert_cmpuint(info.last_seq, ==, 1);
+    g_assert_cmpuint(info.journal_bytes, ==, 0);
+    g_assert_cmpuint(info.stored_bytes, >, 0);
+    vol_close(v);
+
+    /* read-only: reads work, writes are refused */
+    v = vol_open(f, "v1", LSVD_OPEN_RDONLY);
+    check_pat(v, 0, 8, 1);
+    {
+        uint8_t buf[SECT] = { 0 };
+        g_assert_cmpint(lsvd_write(v, 0, buf, SECT), ==, -EROFS);
+        g_assert_cmpint(lsvd_write_zeroes(v, 0, SECT), ==, -EROFS);
+        g_assert_cmpint(lsvd_flush(v), ==, 0);
+    }
+    vol_close(v);
+}
+
+static void test_reopen_without_cache(struct fix *f,
+                                      gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    g_autofree char *jpath = journal_file(f, "v");
+
+    vol_create(f, "v", MODEL_SIZE);
+    v = vol_open(f, "v", 0);
+    write_pat(v, 0, 2048, 1);           /* 1 MiB: fills one batch */
+    write_pat(v, 4096, 100, 2);
+    write_pat(v, 100, 10, 3);           /* over the first, in the journal */
+    vol_close(v);
+    g_assert_true(g_file_test(jpath, G_FILE_TEST_EXISTS));
+    rm_rf(f->cache);
+    g_assert_false(g_file_test(f->cache, G_FILE_TEST_EXISTS));
+
+    /* read-only first: it must not need (or make) the cache */
+    v = vol_open(f, "v", LSVD_OPEN_RDONLY);
+    check_pat(v, 0, 100, 1);
+    check_pat(v, 100, 10, 3);
+    check_pat(v, 110, 2048 - 110, 1);
+    check_pat(v, 4096, 100, 2);
+    check_pat(v, 2048, 2048, 0);
+    vol_close(v);
+    g_assert_false(g_file_test(jpath, G_FILE_TEST_EXISTS));
+
+    v = vol_open(f, "v", 0);
+    check_pat(v, 0, 100, 1);
+    check_pat(v, 100, 10, 3);
+    check_pat(v, 4096, 100, 2);
+    write_pat(v, 5000, 8, 4);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "v", 0);
+    check_pat(v, 5000, 8, 4);
+    check_pat(v, 100, 10, 3);
+    vol_close(v);
+}
+
+static void test_unwritten_zeros(struct fix *f,
+                                 gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    g_autofree uint8_t *buf = g_malloc(1 << 20);
+
+    vol_create(f, "z", 1ULL << 40);     /* 1 TiB, sparse */
+    v = vol_open(f, "z", 0);
+    memset(buf, 0xaa, 1 << 20);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 1 << 20), ==, 0);
+    for (size_t i = 0; i < (1 << 20); i++) {
+        g_assert_cmpuint(buf[i], ==, 0);
+    }
+    /* the very end of a large volume */
+    memset(buf, 0xaa, 4096);
+    g_assert_cmpint(lsvd_read(v, (1ULL << 40) - 4096, buf, 4096), ==, 0);
+    check_pat(v, (1ULL << 40) / SECT - 8, 8, 0);
+
+    /* data in the journal with holes on both sides */
+    write_pat(v, 20, 10, 5);
+    write_pat(v, (1ULL << 39) / SECT, 3, 6);
+    check_pat(v, 0, 20, 0);
+    check_pat(v, 20, 10, 5);
+    check_pat(v, 30, 50, 0);
+    check_pat(v, (1ULL << 39) / SECT - 2, 2, 0);
+    check_pat(v, (1ULL << 39) / SECT, 3, 6);
+    check_pat(v, (1ULL << 39) / SECT + 3, 5, 0);
+    vol_close(v);
+
+    /* and in objects */
+    v = vol_open(f, "z", 0);
+    check_pat(v, 0, 20, 0);
+    check_pat(v, 20, 10, 5);
+    check_pat(v, 30, 50, 0);
+    check_pat(v, (1ULL << 39) / SECT, 3, 6);
+    check_pat(v, (1ULL << 39) / SECT + 3, 5, 0);
+    vol_close(v);
+}
+
+/* Overwrites inside one batch (and one journal) read back the newest
+ * data, before and after the batch becomes an object. */
+static void test_overlap_in_batch(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint64_t model[512] = { 0 };
+    /* lba, sectors; write id = index + 1 */
+    static const uint64_t w[][2] = {
+        { 0, 128 },         /* A */
+        { 32, 32 },         /* B inside A */
+        { 48, 64 },         /* C over B's tail and A */
+        { 0, 1 },           /* D: A's first sector */
+        { 127, 10 },        /* E: A's last sector and beyond */
+        { 40, 8 },          /* F inside B */
+        { 0, 200 },         /* G over everything so far ... */
+        { 100, 1 },         /* ... and H inside G */
+        { 300, 8 },
+        { 296, 16 },        /* J covers I exactly and more */
+    };
+
+    vol_create(f, "o", 512 * SECT);
+    v = vol_open(f, "o", 0);
+    for (unsigned i = 0; i < G_N_ELEMENTS(w); i++) {
+        write_pat(v, w[i][0], w[i][1], i + 1);
+        for (uint64_t k = 0; k < w[i][1]; k++) {
+            model[w[i][0] + k] = i + 1;
+        }
+        check_model(v, model, 512);
+    }
+    vol_close(v);
+    v = vol_open(f, "o", 0);
+    check_model(v, model, 512);
+    vol_close(v);
+    /* the object holds each LBA once */
+    {
+        struct obj_header h;
+        uint64_t covered = 0;
+
+        object_header(f, "o", 1, &h);
+        for (uint32_t i = 0; i < h.n_extents; i++) {
+            covered += h.extents[i].sectors;
+            if (i > 0) {
+                g_assert_cmpuint(h.extents[i].lba, >=,
+                                 h.extents[i - 1].lba +
+                                 h.extents[i - 1].sectors);
+            }
+        }
+        g_assert_cmpuint(covered, ==, 200 + 16);
+        g_assert_cmpuint(h.raw_len, ==, (200 + 16) * SECT);
+        obj_header_free(&h);
+    }
+}
+
+/* A random workload (writes and write-zeroes, 1 MiB batches so that many
+ * objects are made), checked against the model while open, after a clean
+ * reopen and after a reopen without the cache. */
+static void test_random_model(struct fix *f,
+                              gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 1500;
+    g_autofree struct op *ops = make_ops(42, n, MODEL_SECTORS, 128, 10);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct lsvd_volume *v;
+    struct lsvd_info info;
+
+    vol_create(f, "r", MODEL_SIZE);
+    v = vol_open(f, "r", 0);
+    for (unsigned i = 0; i < n; i += 100) {
+        g_assert_cmpint(apply_ops(v, ops, i, MIN(i + 100, n)), ==, 0);
+        model_apply(model, ops, i, MIN(i + 100, n));
+        if (i % 500 == 0) {
+            check_model(v, model, MODEL_SECTORS);
+        }
+    }
+    check_model(v, model, MODEL_SECTORS);
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_test_message("%" PRIu64 " objects, %" PRIu64 " bytes stored, %"
+                   PRIu64 " journal bytes", info.objects, info.stored_bytes,
+                   info.journal_bytes);
+    g_assert_cmpuint(info.objects, >=, 5);
+    vol_close(v);
+
+    v = vol_open(f, "r", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "r", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+static void test_invalid_requests(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint8_t buf[2 * SECT] = { 0 };
+    const uint64_t size = 1 << 20;
+
+    vol_create(f, "inv", size);
+    v = vol_open(f, "inv", 0);
+    /* unaligned offset or length */
+    g_assert_cmpint(lsvd_write(v, 1, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write(v, 0, buf, SECT + 1), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write(v, 0, buf, 100), ==, -EINVAL);
+    g_assert_cmpint(lsvd_read(v, 256, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_read(v, 0, buf, SECT - 1), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write_zeroes(v, 100, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write_zeroes(v, 0, 100), ==, -EINVAL);
+    /* out of range, including overflowing ends */
+    g_assert_cmpint(lsvd_write(v, size, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write(v, size - SECT, buf, 2 * SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_read(v, size, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_read(v, size + SECT, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_read(v, UINT64_MAX - 511, buf, SECT), ==, -EINVAL);
+    g_assert_cmpint(lsvd_write(v, UINT64_MAX - 511, buf, SECT), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_write_zeroes(v, size - SECT, 2 * SECT), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_write_zeroes(v, SECT, UINT64_MAX - 511), ==,
+                    -EINVAL);
+    /* empty requests at the end are fine */
+    g_assert_cmpint(lsvd_read(v, size, buf, 0), ==, 0);
+    g_assert_cmpint(lsvd_write(v, size, buf, 0), ==, 0);
+    /* nothing was written by the refused requests */
+    check_pat(v, 0, size / SECT, 0);
+    /* the last sector is in range */
+    write_pat(v, size / SECT - 1, 1, 9);
+    check_pat(v, size / SECT - 1, 1, 9);
+    vol_close(v);
+}
+
+/* ---- asynchronous requests ----------------------------------------------- */
+
+struct aio_state {
+    GMutex m;
+    GCond c;
+    unsigned done;
+    unsigned errors;
+    unsigned calls[80];
+};
+
+struct aio_req {
+    struct aio_state *s;
+    unsigned i;
+};
+
+static void aio_cb(void *arg, int ret)
+{
+    struct aio_req *r = arg;
+    struct aio_state *s = r->s;
+
+    g_mutex_lock(&s->m);
+    s->calls[r->i]++;
+    s->done++;
+    if (ret < 0) {
+        s->errors++;
+    }
+    g_cond_signal(&s->c);
+    g_mutex_unlock(&s->m);
+}
+
+static void aio_wait(struct aio_state *s, unsigned n)
+{
+    g_mutex_lock(&s->m);
+    while (s->done < n) {
+        g_cond_wait(&s->c, &s->m);
+    }
+    g_mutex_unlock(&s->m);
+}
+
+/* Many requests in flight with scattered iovecs of odd sizes; every
+ * callback runs exactly once. */
+static void test_aio(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct aio_state s = { 0 };
+    struct aio_req idx[80];
+    struct lsvd_volume *v;
+    const unsigned nw = 32;
+    uint8_t *bufs[32];
+    struct iovec iovs[32][3];
+
+    g_mutex_init(&s.m);
+    g_cond_init(&s.c);
+    for (unsigned i = 0; i < 80; i++) {
+        idx[i] = (struct aio_req){ &s, i };
+    }
+    vol_create(f, "aio", MODEL_SIZE);
+    v = vol_open(f, "aio", 0);
+
+    /* 32 writes of 8 sectors, each split as 100 + 3000 + 996 bytes */
+    for (unsigned i = 0; i < nw; i++) {
+        bufs[i] = g_malloc(8 * SECT);
+        pat_fill(bufs[i], 64 * i, 8, i + 1);
+        iovs[i][0] = (struct iovec){ bufs[i], 100 };
+        iovs[i][1] = (struct iovec){ bufs[i] + 100, 3000 };
+        iovs[i][2] = (struct iovec){ bufs[i] + 3100, 8 * SECT - 3100 };
+        g_assert_cmpint(lsvd_aio_write(v, 64 * i * SECT, iovs[i], 3, aio_cb,
+                                       &idx[i]), ==, 0);
+    }
+    g_assert_cmpint(lsvd_aio_flush(v, aio_cb, &idx[nw]), ==, 0);
+    aio_wait(&s, nw + 1);
+    g_assert_cmpuint(s.errors, ==, 0);
+
+    /* read them back into scattered buffers */
+    for (unsigned i = 0; i < nw; i++) {
+        memset(bufs[i], 0, 8 * SECT);
+        iovs[i][0] = (struct iovec){ bufs[i], 3 * SECT + 7 };
+        iovs[i][1] = (struct iovec){ bufs[i] + 3 * SECT + 7, 1 };
+        iovs[i][2] = (struct iovec){ bufs[i] + 3 * SECT + 8,
+                                     5 * SECT - 8 };
+        g_assert_cmpint(lsvd_aio_read(v, 64 * i * SECT, iovs[i], 3, aio_cb,
+                                      &idx[nw + 1 + i]), ==, 0);
+    }
+    aio_wait(&s, 2 * nw + 1);
+    g_assert_cmpuint(s.errors, ==, 0);
+    for (unsigned i = 0; i < nw; i++) {
+        for (unsigned k = 0; k < 8; k++) {
+            g_assert_cmpuint(pat_id(bufs[i] + k * SECT, 64 * i + k), ==,
+                             i + 1);
+        }
+        g_free(bufs[i]);
+    }
+    /* exactly once each, and refused requests never call back */
+    {
+        struct iovec bad = { NULL, 100 };
+        g_assert_cmpint(lsvd_aio_read(v, 0, &bad, 1, aio_cb, &idx[79]), ==,
+                        -EINVAL);
+    }
+    vol_close(v);
+    for (unsigned i = 0; i < 2 * nw + 1; i++) {
+        g_assert_cmpuint(s.calls[i], ==, 1);
+    }
+    g_assert_cmpuint(s.calls[79], ==, 0);
+    g_mutex_clear(&s.m);
+    g_cond_clear(&s.c);
+}
+
+static void test_write_zeroes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    const uint64_t n = MODEL_SECTORS;
+
+    vol_create(f, "wz", MODEL_SIZE);
+    v = vol_open(f, "wz", 0);
+    write_pat(v, 0, n, 1);          /* 8 MiB: eight objects */
+    g_assert_cmpint(lsvd_write_zeroes(v, 100 * SECT, 50 * SECT), ==, 0);
+    write_pat(v, 120, 4, 2);        /* data inside the zeroed range */
+    check_pat(v, 0, 100, 1);
+    check_pat(v, 100, 20, 0);
+    check_pat(v, 120, 4, 2);
+    check_pat(v, 124, 26, 0);
+    check_pat(v, 150, 100, 1);
+    vol_close(v);
+
+    v = vol_open(f, "wz", 0);
+    check_pat(v, 0, 100, 1);
+    check_pat(v, 100, 20, 0);
+    check_pat(v, 120, 4, 2);
+    check_pat(v, 124, 26, 0);
+    check_pat(v, 150, 100, 1);
+    /* the whole volume, then a little data */
+    g_assert_cmpint(lsvd_write_zeroes(v, 0, MODEL_SIZE), ==, 0);
+    write_pat(v, n - 1, 1, 3);
+    check_pat(v, 0, n - 1, 0);
+    vol_close(v);
+
+    rm_rf(f->cache);
+    v = vol_open(f, "wz", 0);
+    check_pat(v, 0, n - 1, 0);
+    check_pat(v, n - 1, 1, 3);
+    /* a batch of nothing but zeros makes an object without data */
+    g_assert_cmpint(lsvd_write_zeroes(v, (n - 1) * SECT, SECT), ==, 0);
+    vol_close(v);
+    {
+        uint64_t newest;
+        struct obj_header h;
+
+        count_objects(f, "wz", &newest);
+        object_header(f, "wz", newest, &h);
+        g_assert_cmpuint(h.n_chunks, ==, 0);
+        g_assert_cmpuint(h.data_len, ==, 0);
+        g_assert_cmpuint(h.n_extents, ==, 1);
+        g_assert_cmpuint(h.extents[0].flags, ==, OBJ_EXT_ZERO);
+        obj_header_free(&h);
+    }
+    v = vol_open(f, "wz", 0);
+    check_pat(v, 0, n, 0);
+    vol_close(v);
+}
+
+/* Zeroing more than a journal record extent holds (2^31 sectors) on a
+ * large sparse volume, with data on both sides of the seams. */
+static void test_write_zeroes_huge(struct fix *f,
+                                   gconstpointer data G_GNUC_UNUSED)
+{
+    const uint64_t size = 4ULL << 40;       /* 2^33 sectors */
+    const uint64_t seam = 1ULL << 31;       /* sectors */
+    struct lsvd_volume *v;
+
+    vol_create(f, "huge", size);
+    v = vol_open(f, "huge", 0);
+    write_pat(v, seam - 4, 8, 1);
+    write_pat(v, 3 * seam - 1, 2, 2);
+    write_pat(v, size / SECT - 8, 8, 3);
+    g_assert_cmpint(lsvd_write_zeroes(v, SECT, size - 2 * SECT), ==, 0);
+    write_pat(v, seam, 1, 4);
+    check_pat(v, seam - 4, 4, 0);
+    check_pat(v, seam, 1, 4);
+    check_pat(v, seam + 1, 3, 0);
+    check_pat(v, 3 * seam - 1, 2, 0);
+    check_pat(v, size / SECT - 8, 7, 0);
+    check_pat(v, size / SECT - 1, 1, 3);
+    vol_close(v);
+    v = vol_open(f, "huge", 0);
+    check_pat(v, seam - 4, 4, 0);
+    check_pat(v, seam, 1, 4);
+    check_pat(v, seam + 1, 3, 0);
+    check_pat(v, 3 * seam - 1, 2, 0);
+    check_pat(v, size / SECT - 8, 7, 0);
+    check_pat(v, size / SECT - 1, 1, 3);
+    vol_close(v);
+}
+
+/* ---- crashes ------------------------------------------------------------- */
+
+/* Crash with 1 MiB batches after many writes; reopen with the cache. */
+static void test_crash_cache_intact(struct fix *f,
+                                    gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 600;
+    g_autofree struct op *ops = make_ops(7, n, MODEL_SECTORS, 64, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct crash_arg a = { .vol = "c", .ops = ops, .from = 0, .to = n,
+                           .wait_objects = 2 };
+    g_autofree char *jpath = journal_file(f, "c");
+    struct lsvd_volume *v;
+
+    vol_create(f, "c", MODEL_SIZE);
+    run_child(f, crash_child, &a);
+    model_apply(model, ops, 0, n);
+    g_assert_cmpuint(count_objects(f, "c", NULL), >=, 2);
+    g_assert_cmpuint(file_size(jpath), >, JNL_BLOCK);
+
+    /* every flushed write is there, read-only (which changes nothing) */
+    {
+        size_t len0, len1;
+        g_autofree uint8_t *before = read_file(jpath, &len0);
+        g_autofree uint8_t *after = NULL;
+
+        v = vol_open(f, "c", LSVD_OPEN_RDONLY);
+        check_model(v, model, MODEL_SECTORS);
+        vol_close(v);
+        after = read_file(jpath, &len1);
+        g_assert_cmpmem(before, len0, after, len1);
+    }
+
+    /* and writable; then the volume goes on working */
+    v = vol_open(f, "c", 0);
+    check_model(v, model, MODEL_SECTORS);
+    write_pat(v, 10, 10, n + 1);
+    for (unsigned k = 10; k < 20; k++) {
+        model[k] = n + 1;
+    }
+    vol_close(v);
+    v = vol_open(f, "c", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "c", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+/* The same crash, but the cache is lost too: the volume is the state
+ * after the newest object's last journal record, a prefix of the writes
+ * at object granularity. */
+static void test_crash_cache_lost(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 600;
+    g_autofree struct op *ops = make_ops(8, n, MODEL_SECTORS, 64, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    g_autofree uint64_t *ids = NULL;
+    struct crash_arg a = { .vol = "c", .ops = ops, .from = 0, .to = n };
+    struct lsvd_volume *v;
+    struct obj_header h;
+    uint64_t newest, jseq;
+    unsigned objs;
+
+    vol_create(f, "c", MODEL_SIZE);
+    run_child(f, crash_child, &a);
+    objs = count_objects(f, "c", &newest);
+    g_assert_cmpuint(objs, >=, 2);
+    g_assert_cmpuint(newest, ==, objs);
+    /* journal record base + i is op i (a fresh volume, one record per
+     * op) */
+    object_header(f, "c", newest, &h);
+    jseq = h.jseq - journal_base(f, "c");
+    obj_header_free(&h);
+    g_test_message("%u objects; the newest holds writes up to %" PRIu64
+                   " of %u", objs, jseq, n);
+    g_assert_cmpuint(jseq, >, 0);
+    g_assert_cmpuint(jseq, <, n);   /* the tail was only in the journal */
+
+    rm_rf(f->cache);
+    v = vol_open(f, "c", 0);
+    ids = observe(v, MODEL_SECTORS);
+    model_apply(model, ops, 0, jseq);
+    g_assert_true(same_ids(ids, model, MODEL_SECTORS, true));
+    /* the writes after it are gone, and new ones work */
+    write_pat(v, 0, 8, n + 1);
+    vol_close(v);
+    for (unsigned k = 0; k < 8; k++) {
+        model[k] = n + 1;
+    }
+    v = vol_open(f, "c", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+/*
+ * A journal older than the objects: the cache comes back from a copy
+ * taken before the batch holding its records was written out (as after
+ * a crash between the object PUT and the journal reset).  Its records
+ * are all in objects already and must be skipped.
+ */
+static void test_journal_older_than_objects(struct fix *f,
+                                            gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 24;
+    g_autofree struct op *ops = g_new0(struct op, n);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    g_autofree char *jpath = journal_file(f, "old");
+    g_autofree char *saved = g_build_filename(f->root, "saved.journal",
+                                              NULL);
+    struct crash_arg a = {
+        .vol = "old", .ops = ops, .from = 0, .to = n,
+        .save_journal_to = saved, .mid = 4, .wait_objects = 1,
+    };
+    struct lsvd_volume *v;
+    struct obj_header h;
+    uint64_t newest;
+
+    /* 64 KiB writes, each over part of the one before: the batch of
+     * 1 MiB is full after the 16th */
+    for (unsigned i = 0; i < n; i++) {
+        ops[i] = (struct op){ 64 * i, 128, false };
+    }
+    vol_create(f, "old", MODEL_SIZE);
+    run_child(f, crash_child, &a);
+    g_assert_cmpuint(count_objects(f, "old", &newest), ==, 1);
+    object_header(f, "old", 1, &h);
+    g_assert_cmpuint(h.jseq - journal_base(f, "old"), >=, a.mid);
+    model_apply(model, ops, 0, h.jseq - journal_base(f, "old"));
+    obj_header_free(&h);
+
+    copy_file(saved, jpath);
+    v = vol_open(f, "old", 0);
+    check_model(v, model, MODEL_SECTORS);
+    write_pat(v, 4000, 8, 100);
+    vol_close(v);
+    for (unsigned k = 4000; k < 4008; k++) {
+        model[k] = 100;
+    }
+    v = vol_open(f, "old", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+/* Small writes with 16 MiB batches: the 64 MiB journal fills before the
+ * batch and is reset, so old records with lower sequence numbers lie
+ * behind the new ones when the crash comes. */
+static void test_journal_wrap_crash(struct fix *f,
+                                    gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 9000;
+    g_autofree struct op *ops = make_ops(9, n, MODEL_SECTORS, 1, 3);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct crash_arg a = { .vol = "w", .ops = ops, .from = 0, .to = n,
+                           .wait_objects = 1 };
+    g_autofree char *jpath = journal_file(f, "w");
+    struct lsvd_volume *v;
+
+    fix_config(f, "16M", "64M");
+    vol_create(f, "w", MODEL_SIZE);
+    run_child(f, crash_child, &a);
+    model_apply(model, ops, 0, n);
+    /* one write-out, when the journal was full */
+    g_assert_cmpuint(count_objects(f, "w", NULL), ==, 1);
+    g_assert_cmpuint(file_size(jpath), >=, 60 << 20);
+
+    v = vol_open(f, "w", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    v = vol_open(f, "w", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "w", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+/* Crash after crash, each run recovering the last one's journal and
+ * adding to it; nothing flushed is ever lost. */
+static void test_repeated_crashes(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned runs = 6, per_run = 150;
+    g_autofree struct op *ops = make_ops(11, runs * per_run, MODEL_SECTORS,
+                                         96, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct lsvd_volume *v;
+
+    vol_create(f, "rc", MODEL_SIZE);
+    for (unsigned r = 0; r < runs; r++) {
+        struct crash_arg a = { .vol = "rc", .ops = ops,
+                               .from = r * per_run,
+                               .to = (r + 1) * per_run };
+
+        run_child(f, crash_child, &a);
+        model_apply(model, ops, a.from, a.to);
+        v = vol_open(f, "rc", LSVD_OPEN_RDONLY);
+        check_model(v, model, MODEL_SECTORS);
+        vol_close(v);
+    }
+    g_assert_cmpuint(count_objects(f, "rc", NULL), >=, 3);
+    v = vol_open(f, "rc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "rc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+/* ---- torn and corrupted journal records ---------------------------------- */
+
+/* Eight 4 KiB writes (records of 8 KiB): write i goes to LBA 100 * i,
+ * except the last, which overwrites the first. */
+#define TORN_N 8
+
+static struct op *torn_ops(void)
+{
+    struct op *ops = g_new0(struct op, TORN_N);
+
+    for (unsigned i = 0; i < TORN_N; i++) {
+        ops[i] = (struct op){ 100 * (i + 1), 8, false };
+    }
+    ops[TORN_N - 1].lba = 100;
+    return ops;
+}
+
+static void test_torn_journal(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    const uint64_t rec = 2 * JNL_BLOCK;
+    const uint64_t full = JNL_FIRST + TORN_N * rec;
+    static const char *const what[] = {
+        "last record's data cut short",
+        "last record's header cut short",
+        "last record's data corrupted",
+        "last record's header corrupted",
+        "last record's sequence number wrong",
+        "last record's data missing",
+    };
+    g_autofree struct op *ops = torn_ops();
+
+    for (unsigned t = 0; t < G_N_ELEMENTS(what); t++) {
+        g_autofree char *vol = g_strdup_printf("torn%u", t);
+        g_autofree char *jpath = journal_file(f, vol);
+        struct crash_arg a = { .vol = vol, .ops = ops, .from = 0,
+                               .to = TORN_N };
+        struct lsvd_volume *v;
+
+        g_test_message("%s: %s", vol, what[t]);
+        vol_create(f, vol, MODEL_SIZE);
+        run_child(f, crash_child, &a);
+        g_assert_cmpuint(file_size(jpath), >=, full);
+        switch (t) {
+        case 0:
+            zero_from(jpath, full - 1, full);
+            break;
+        case 1:
+            zero_from(jpath, full - rec + 100, full);
+            break;
+        case 2:
+            flip_byte(jpath, full - 10, 0x40);
+            break;
+        case 3:
+            flip_byte(jpath, full - rec + 64, 0x01);   /* first extent */
+            break;
+        case 4:
+            flip_byte(jpath, full - rec + 32, 0x01);   /* seq */
+            break;
+        case 5:
+            zero_from(jpath, full - rec / 2, full);
+            break;
+        }
+
+        v = vol_open(f, vol, 0);
+        check_pat(v, 100, 8, 1);        /* the last write is gone */
+        for (unsigned i = 1; i < TORN_N - 1; i++) {
+            check_pat(v, 100 * (i + 1), 8, i + 1);
+        }
+        /* new writes go where the torn record was */
+        write_pat(v, 2000, 8, 50);
+        write_pat(v, 300, 1, 51);
+        vol_close(v);
+        v = vol_open(f, vol, 0);
+        check_pat(v, 100, 8, 1);
+        check_pat(v, 200, 8, 2);
+        check_pat(v, 300, 1, 51);
+        check_pat(v, 301, 7, 3);
+        check_pat(v, 2000, 8, 50);
+        check_pat(v, 800, 8, 0);
+        vol_close(v);
+    }
+}
+
+struct one_write_arg {
+    const char *vol;
+    uint64_t lba, sectors, id;
+};
+
+/* Open, write one pattern, flush, crash. */
+static int one_write_child(struct fix *f, void *p)
+{
+    struct one_write_arg *a = p;
+    struct lsvd_volume *v = NULL;
+    struct lsvd_err err;
+    g_autofree uint8_t *buf = g_malloc(a->sectors * SECT);
+
+    if (lsvd_open(f->cfg, a->vol, 0, &v, &err) < 0) {
+        fprintf(stderr, "child: open: %s\n", err.msg);
+        return 10;
+    }
+    pat_fill(buf, a->lba, a->sectors, a->id);
+    if (lsvd_write(v, a->lba * SECT, buf, a->sectors * SECT) < 0 ||
+        lsvd_flush(v) < 0) {
+        return 11;
+    }
+    return 0;
+}
+
+/*
+ * A record in the middle of the journal is corrupted (bit rot, or a
+ * record that did not reach the disk while a later one did): replay
+ * stops there and drops the records after it.  A write made after that
+ * recovery takes the corrupted record's place; after a second crash the
+ * dropped records behind it, whose sequence numbers follow on, must not
+ * come back and undo it.
+ */
+static void test_journal_stale_records_after_corruption(
+    struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    const uint64_t rec = 2 * JNL_BLOCK;
+    g_autofree struct op *ops = g_new0(struct op, TORN_N);
+    g_autofree char *jpath = journal_file(f, "s");
+    struct crash_arg a = { .vol = "s", .ops = ops, .from = 0,
+                           .to = TORN_N };
+    struct one_write_arg w = { "s", 100, 8, 9 };
+    struct lsvd_volume *v;
+
+    /* write 5 overwrites write 1 at LBA 100 */
+    for (unsigned i = 0; i < TORN_N; i++) {
+        ops[i] = (struct op){ 100 * (i + 1), 8, false };
+    }
+    ops[4].lba = 100;
+    vol_create(f, "s", MODEL_SIZE);
+    run_child(f, crash_child, &a);
+    /* corrupt the data of record 4 */
+    flip_byte(jpath, JNL_FIRST + 3 * rec + JNL_BLOCK + 10, 0x10);
+
+    v = vol_open(f, "s", LSVD_OPEN_RDONLY);
+    check_pat(v, 100, 8, 1);
+    check_pat(v, 200, 8, 2);
+    check_pat(v, 300, 8, 3);
+    check_pat(v, 400, 8, 0);
+    check_pat(v, 600, 8, 0);
+    vol_close(v);
+
+    /* recover, write 9 over LBA 100 (a record of the same size as record
+     * 4, in its place), flush, crash again */
+    run_child(f, one_write_child, &w);
+
+    v = vol_open(f, "s", LSVD_OPEN_RDONLY);
+    check_pat(v, 100, 8, 9);
+    check_pat(v, 200, 8, 2);
+    check_pat(v, 300, 8, 3);
+    check_pat(v, 400, 8, 0);
+    check_pat(v, 600, 8, 0);
+    check_pat(v, 700, 8, 0);
+    check_pat(v, 800, 8, 0);
+    vol_close(v);
+    v = vol_open(f, "s", 0);
+    check_pat(v, 100, 8, 9);
+    check_pat(v, 600, 8, 0);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "s", 0);
+    check_pat(v, 100, 8, 9);
+    check_pat(v, 600, 8, 0);
+    vol_close(v);
+}
+
+/* ---- corrupted objects --------------------------------------------------- */
+
+static void test_corrupt_object_chunk(struct fix *f,
+                                      gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *obj = object_file(f, "bad", 1);
+    g_autofree char *obj2 = object_file(f, "bad", 2);
+    g_autofree uint8_t *buf = g_malloc(1 << 20);
+    g_autofree uint8_t *noise = g_malloc(128 * SECT);
+    struct lsvd_volume *v;
+    struct obj_header h;
+    uint64_t soff[8] = { 0 };
+    uint64_t x = 1;
+    unsigned errors0;
+
+    /* data LZ4 cannot shrink, so that chunk 6 is stored raw */
+    for (unsigned i = 0; i < 128 * SECT; i += 8) {
+        x = mix(x);
+        put_le64(noise + i, x);
+    }
+    vol_create(f, "bad", MODEL_SIZE);
+    v = vol_open(f, "bad", 0);
+    write_pat(v, 0, 512, 1);        /* 256 KiB: chunks 0-3 */
+    write_pat(v, 1024, 256, 2);     /* 128 KiB compressible: chunks 4-5 */
+    g_assert_cmpint(lsvd_write(v, 2048 * SECT, noise, 128 * SECT), ==, 0);
+    vol_close(v);
+
+    object_header(f, "bad", 1, &h);
+    g_assert_cmpuint(h.n_chunks, ==, 7);
+    for (unsigned i = 0; i < 7; i++) {
+        soff[i + 1] = soff[i] + h.chunks[i].stored_len;
+    }
+    g_assert_cmpuint(h.chunks[4].flags, ==, OBJ_CHUNK_LZ4);
+    g_assert_cmpuint(h.chunks[6].flags, ==, 0);
+    flip_byte(obj, h.hdr_len + soff[2] + 100, 0x01);
+    flip_byte(obj, h.hdr_len + soff[4] + 5, 0x80);
+    flip_byte(obj, h.hdr_len + soff[6] + 64 * SECT + 1, 0x02);
+    obj_header_free(&h);
+
+    errors0 = log_error_count();
+    rm_rf(f->cache);                /* else the journal serves the reads */
+    v = vol_open(f, "bad", 0);
+    /* the good chunks read fine ... */
+    check_pat(v, 0, 256, 1);
+    check_pat(v, 384, 128, 1);
+    check_pat(v, 1152, 128, 2);
+    /* ... the corrupted ones fail, never returning wrong data */
+    g_assert_cmpint(lsvd_read(v, 256 * SECT, buf, 128 * SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 300 * SECT, buf, SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 383 * SECT, buf, SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 1024 * SECT, buf, SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 1100 * SECT, buf, 100 * SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 2048 * SECT, buf, SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 2175 * SECT, buf, SECT), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 1 << 20), ==, -EIO);
+    g_assert_cmpint(lsvd_read(v, 2040 * SECT, buf, 16 * SECT), ==, -EIO);
+    g_assert_cmpuint(log_error_count(), >, errors0);
+    g_mutex_lock(&log_lock);
+    g_assert_nonnull(strstr(log_last, "0000000000000001"));
+    g_mutex_unlock(&log_lock);
+
+    /* rewriting a range makes it readable again, now and later */
+    write_pat(v, 256, 128, 3);
+    check_pat(v, 256, 128, 3);
+    g_assert_cmpint(lsvd_write(v, 2048 * SECT, noise, 128 * SECT), ==, 0);
+    vol_close(v);
+    v = vol_open(f, "bad", 0);
+    check_pat(v, 256, 128, 3);
+    g_assert_cmpint(lsvd_read(v, 2048 * SECT, buf, 128 * SECT), ==, 0);
+    g_assert_cmpmem(buf, 128 * SECT, noise, 128 * SECT);
+    g_assert_cmpint(lsvd_read(v, 1024 * SECT, buf, SECT), ==, -EIO);
+    vol_close(v);
+
+    /* an object cut short fails the reads past its end */
+    object_header(f, "bad", 2, &h);
+    g_assert_cmpuint(file_size(obj2), ==, h.hdr_len + h.data_len);
+    obj_header_free(&h);
+    truncate_file(obj2, file_size(obj2) - 1000);
+    rm_rf(f->cache);
+    v = vol_open(f, "bad", 0);
+    check_pat(v, 0, 256, 1);
+    g_assert_cmpint(lsvd_read(v, 2048 * SECT, buf, 128 * SECT), ==, -EIO);
+    vol_close(v);
+}
+
+static void test_corrupt_object_header(struct fix *f,
+                                       gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *obj = object_file(f, "hdr", 1);
+    struct lsvd_volume *v;
+    char *msg;
+
+    vol_create(f, "hdr", MODEL_SIZE);
+    v = vol_open(f, "hdr", 0);
+    write_pat(v, 0, 64, 1);
+    vol_close(v);
+    flip_byte(obj, OBJ_FIXED_LEN + 2, 0x04);    /* first extent's LBA */
+
+    msg = vol_open_fails(f, "hdr", 0, -EIO);
+    g_assert_nonnull(strstr(msg, "0000000000000001"));
+    g_free(msg);
+    g_free(vol_open_fails(f, "hdr", LSVD_OPEN_RDONLY, -EIO));
+    /* the object is not deleted: it is evidence, not a stray */
+    g_assert_true(g_file_test(obj, G_FILE_TEST_EXISTS));
+    flip_byte(obj, OBJ_FIXED_LEN + 2, 0x04);
+    v = vol_open(f, "hdr", 0);
+    check_pat(v, 0, 64, 1);
+    vol_close(v);
+}
+
+/* A journal whose superblock is unreadable is refused, not skipped (its
+ * records may hold flushed writes); the volume can still be removed. */
+static void test_corrupt_journal_super(struct fix *f,
+                                       gconstpointer data G_GNUC_UNUSED)
+{
+    struct one_write_arg w = { "js", 0, 8, 1 };
+    g_autofree char *jpath = journal_file(f, "js");
+    struct lsvd_err err = { { 0 } };
+    char *msg;
+
+    vol_create(f, "js", MODEL_SIZE);
+    run_child(f, one_write_child, &w);
+    flip_byte(jpath, 40, 0x01);                 /* data_start */
+
+    msg = vol_open_fails(f, "js", 0, -EIO);
+    g_assert_nonnull(strstr(msg, "js.journal"));
+    g_free(msg);
+    g_free(vol_open_fails(f, "js", LSVD_OPEN_RDONLY, -EIO));
+
+    g_assert_cmpint(lsvd_remove(f->cfg, "js", &err), ==, 0);
+    g_free(vol_open_fails(f, "js", 0, -ENOENT));
+    vol_create(f, "js", MODEL_SIZE);
+    {
+        struct lsvd_volume *v = vol_open(f, "js", 0);
+        check_pat(v, 0, 8, 0);
+        vol_close(v);
+    }
+}
+
+/* ---- journals of other volumes ------------------------------------------- */
+
+static void test_foreign_journal(struct fix *f,
+                                 gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *jpath = journal_file(f, "a");
+    g_autofree char *saved = g_build_filename(f->root, "a.journal.old",
+                                              NULL);
+    struct lsvd_err err = { { 0 } };
+    struct one_write_arg w = { "a", 0, 8, 1 };
+    struct lsvd_volume *v;
+    char *msg;
+
+    /* the first "a" crashes with a write in its journal */
+    vol_create(f, "a", MODEL_SIZE);
+    run_child(f, one_write_child, &w);
+    copy_file(jpath, saved);
+
+    /* a new "a" (new UUID) finds the old journal in its place */
+    g_assert_cmpint(lsvd_remove(f->cfg, "a", &err), ==, 0);
+    g_assert_false(g_file_test(jpath, G_FILE_TEST_EXISTS));
+    vol_create(f, "a", MODEL_SIZE);
+    copy_file(saved, jpath);
+    msg = vol_open_fails(f, "a", 0, -EINVAL);
+    g_assert_nonnull(strstr(msg, "another volume"));
+    g_assert_nonnull(strstr(msg, "a.journal"));
+    g_free(msg);
+    g_free(vol_open_fails(f, "a", LSVD_OPEN_RDONLY, -EINVAL));
+    /* the refused journal is left as it was */
+    {
+        size_t l0, l1;
+        g_autofree uint8_t *d0 = read_file(saved, &l0);
+        g_autofree uint8_t *d1 = read_file(jpath, &l1);
+        g_assert_cmpmem(d0, l0, d1, l1);
+    }
+
+    /* once it is moved away, the new volume opens and is empty */
+    g_assert_cmpint(g_unlink(jpath), ==, 0);
+    v = vol_open(f, "a", 0);
+    check_pat(v, 0, 8, 0);
+    vol_close(v);
+
+    /* removing a volume leaves another volume's journal alone */
+    copy_file(saved, jpath);
+    g_assert_cmpint(lsvd_remove(f->cfg, "a", &err), ==, 0);
+    g_assert_true(g_file_test(jpath, G_FILE_TEST_EXISTS));
+}
+
+/* ---- the writer lock ----------------------------------------------------- */
+
+static void test_exclusive_same_process(struct fix *f,
+                                        gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v;
+    char *msg;
+
+    vol_create(f, "x", MODEL_SIZE);
+    v = vol_open(f, "x", 0);
+    write_pat(v, 0, 8, 1);
+    msg = vol_open_fails(f, "x", 0, -EBUSY);
+    g_assert_nonnull(strstr(msg, "in use"));
+    g_free(msg);
+    g_assert_cmpint(lsvd_remove(f->cfg, "x", &err), ==, -EBUSY);
+    /* the refused open and remove disturbed nothing */
+    write_pat(v, 8, 8, 2);
+    check_pat(v, 0, 8, 1);
+    check_pat(v, 8, 8, 2);
+    vol_close(v);
+    v = vol_open(f, "x", 0);
+    check_pat(v, 0, 8, 1);
+    check_pat(v, 8, 8, 2);
+    vol_close(v);
+}
+
+struct holder_arg {
+    const char *vol;
+    int ready_fd;       /* child writes one byte when it holds the lock */
+    int release_fd;     /* child exits when it reads one byte */
+};
+
+static int holder_child(struct fix *f, void *p)
+{
+    struct holder_arg *a = p;
+    struct lsvd_volume *v = NULL;
+    struct lsvd_err err;
+    char c = 'r';
+    int ret;
+
+    if (lsvd_open(f->cfg, a->vol, 0, &v, &err) < 0) {
+        fprintf(stderr, "child: open: %s\n", err.msg);
+        return 10;
+    }
+    if (write(a->ready_fd, &c, 1) != 1 || read(a->release_fd, &c, 1) != 1) {
+        return 11;
+    }
+    ret = lsvd_close(v);
+    return ret < 0 ? 12 : 0;
+}
+
+static void test_exclusive_two_processes(struct fix *f,
+                                         gconstpointer data G_GNUC_UNUSED)
+{
+    int ready[2], release[2];
+    struct holder_arg a = { "x2", 0, 0 };
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v;
+    int status;
+    pid_t pid;
+    char c;
+
+    vol_create(f, "x2", MODEL_SIZE);
+    g_assert_cmpint(pipe(ready), ==, 0);
+    g_assert_cmpint(pipe(release), ==, 0);
+    a.ready_fd = ready[1];
+    a.release_fd = release[0];
+    fflush(NULL);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        _exit(holder_child(f, &a));
+    }
+    g_assert_cmpint(read(ready[0], &c, 1), ==, 1);
+
+    g_free(vol_open_fails(f, "x2", 0, -EBUSY));
+    g_assert_cmpint(lsvd_remove(f->cfg, "x2", &err), ==, -EBUSY);
+
+    g_assert_cmpint(write(release[1], &c, 1), ==, 1);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    close(ready[0]);
+    close(ready[1]);
+    close(release[0]);
+    close(release[1]);
+
+    /* free again once the holder is gone */
+    v = vol_open(f, "x2", 0);
+    vol_close(v);
+}
+
+/* ---- list and remove ----------------------------------------------------- */
+
+static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *v;
+    char **names = NULL;
+    g_autofree char *junk = g_build_filename(f->store, "notavolume", NULL);
+    g_autofree char *bdir = g_build_filename(f->store, "b", NULL);
+    g_autofree char *bjnl = journal_file(f, "b");
+
+    /* an empty (even missing) store lists nothing */
+    g_assert_cmpint(lsvd_list(f->cfg, &names, &err), ==, 0);
+    g_assert_nonnull(names);
+    g_assert_null(names[0]);
+    lsvd_free_names(names);
+
+    vol_create(f, "c", 1 << 20);
+    vol_create(f, "a", 1 << 20);
+    vol_create(f, "b", 8 << 20);
+    /* a directory without a superblock is not a volume */
+    g_assert_cmpint(g_mkdir(junk, 0755), ==, 0);
+    g_assert_cmpint(lsvd_list(f->cfg, &names, &err), ==, 0);
+    g_assert_cmpuint(g_strv_length(names), ==, 3);
+    g_assert_cmpstr(names[0], ==, "a");
+    g_assert_cmpstr(names[1], ==, "b");
+    g_assert_cmpstr(names[2], ==, "c");
+    lsvd_free_names(names);
+
+    /* remove a volume with objects and a journal */
+    v = vol_open(f, "b", 0);
+    write_pat(v, 0, 4096, 1);       /* 2 MiB: objects */
+    write_pat(v, 8000, 8, 2);
+    vol_close(v);
+    g_assert_cmpuint(count_objects(f, "b", NULL), >=, 2);
+    g_assert_true(g_file_test(bjnl, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(lsvd_remove(f->cfg, "b", &err), ==, 0);
+    g_assert_false(g_file_test(bdir, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(bjnl, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(lsvd_remove(f->cfg, "b", &err), ==, -ENOENT);
+    g_assert_cmpint(lsvd_remove(f->cfg, "../b", &err), ==, -EINVAL);
+    g_free(vol_open_fails(f, "b", 0, -ENOENT));
+
+    g_assert_cmpint(lsvd_list(f->cfg, &names, &err), ==, 0);
+    g_assert_cmpuint(g_strv_length(names), ==, 2);
+    g_assert_cmpstr(names[0], ==, "a");
+    g_assert_cmpstr(names[1], ==, "c");
+    lsvd_free_names(names);
+
+    /* a new volume of the same name starts empty */
+    vol_create(f, "b", 8 << 20);
+    v = vol_open(f, "b", 0);
+    check_pat(v, 0, 16384, 0);
+    write_pat(v, 0, 4096, 3);
+    vol_close(v);
+    g_assert_true(g_file_test(junk, G_FILE_TEST_IS_DIR));
+
+    /* objects left behind without a superblock belong to no volume: a
+     * volume created under that name does not see them */
+    {
+        g_autofree char *sb = g_build_filename(bdir, "super", NULL);
+
+        g_assert_cmpuint(count_objects(f, "b", NULL), ==, 1);
+        g_assert_cmpint(g_unlink(sb), ==, 0);
+        g_free(vol_open_fails(f, "b", 0, -ENOENT));
+        vol_create(f, "b", 8 << 20);
+        g_assert_cmpuint(count_objects(f, "b", NULL), ==, 0);
+        v = vol_open(f, "b", 0);
+        check_pat(v, 0, 16384, 0);
+        vol_close(v);
+    }
+}
+
+/* ---- stranded objects ---------------------------------------------------- */
+
+static void test_stranded_objects(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *obj1 = object_file(f, "st", 1);
+    g_autofree char *obj4 = object_file(f, "st", 4);
+    g_autofree char *odd = g_build_filename(f->store, "st", "README", NULL);
+    struct lsvd_volume *v;
+    uint64_t newest;
+
+    vol_create(f, "st", MODEL_SIZE);
+    v = vol_open(f, "st", 0);
+    write_pat(v, 0, 256, 1);
+    vol_close(v);                   /* object 1 */
+    v = vol_open(f, "st", 0);
+    write_pat(v, 0, 128, 2);
+    vol_close(v);                   /* object 2 */
+    g_assert_cmpuint(count_objects(f, "st", &newest), ==, 2);
+
+    /* object 4 after a gap: a leftover of a log that was cut at 2 */
+    copy_file(obj1, obj4);
+    write_file(odd, (const uint8_t *)"hello", 5);
+
+    /* a read-only open neither uses nor deletes it */
+    v = vol_open(f, "st", LSVD_OPEN_RDONLY);
+    check_pat(v, 0, 128, 2);
+    check_pat(v, 128, 128, 1);
+    vol_close(v);
+    g_assert_true(g_file_test(obj4, G_FILE_TEST_EXISTS));
+
+    /* a writable open deletes it and does not use it */
+    v = vol_open(f, "st", 0);
+    g_assert_false(g_file_test(obj4, G_FILE_TEST_EXISTS));
+    check_pat(v, 0, 128, 2);
+    check_pat(v, 128, 128, 1);
+    write_pat(v, 64, 8, 3);
+    vol_close(v);                   /* object 3: the log is 1..3 again */
+    g_assert_cmpuint(count_objects(f, "st", &newest), ==, 3);
+    g_assert_cmpuint(newest, ==, 3);
+    /* a file with another name is left alone */
+    g_assert_true(g_file_test(odd, G_FILE_TEST_EXISTS));
+
+    v = vol_open(f, "st", 0);
+    check_pat(v, 0, 64, 2);
+    check_pat(v, 64, 8, 3);
+    check_pat(v, 72, 56, 2);
+    check_pat(v, 128, 128, 1);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "st", 0);
+    check_pat(v, 64, 8, 3);
+    vol_close(v);
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+struct thread_arg {
+    struct lsvd_volume *v;
+    unsigned t;
+    int failed;
+};
+
+/* Each thread writes and reads back its own 2 MiB region. */
+static gpointer thread_main(gpointer p)
+{
+    struct thread_arg *a = p;
+    const uint64_t base = a->t * 4096, n = 4096;
+    g_autofree uint64_t *model = g_new0(uint64_t, n);
+    g_autofree struct op *ops = make_ops(100 + a->t, 300, n, 64, 10);
+    g_autofree uint8_t *buf = g_malloc(n * SECT);
+
+    for (unsigned i = 0; i < 300 && !a->failed; i++) {
+        uint64_t id = (a->t + 1) * 1000 + i + 1;
+        size_t len = ops[i].sectors * SECT;
+
+        if (ops[i].zero) {
+            a->failed |= lsvd_write_zeroes(a->v, (base + ops[i].lba) * SECT,
+                                           len) < 0;
+        } else {
+            pat_fill(buf, base + ops[i].lba, ops[i].sectors, id);
+            a->failed |= lsvd_write(a->v, (base + ops[i].lba) * SECT, buf,
+                                    len) < 0;
+        }
+        for (uint64_t k = 0; k < ops[i].sectors; k++) {
+            model[ops[i].lba + k] = ops[i].zero ? 0 : id;
+        }
+        if (i % 50 == 49) {
+            a->failed |= lsvd_read(a->v, base * SECT, buf, n * SECT) < 0;
+            for (uint64_t k = 0; k < n && !a->failed; k++) {
+                a->failed |= pat_id(buf + k * SECT, base + k) != model[k];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct thread_arg a[4];
+    GThread *th[4];
+    struct lsvd_volume *v;
+
+    vol_create(f, "th", MODEL_SIZE);
+    v = vol_open(f, "th", 0);
+    for (unsigned t = 0; t < 4; t++) {
+        a[t] = (struct thread_arg){ v, t, 0 };
+        th[t] = g_thread_new("writer", thread_main, &a[t]);
+    }
+    for (unsigned t = 0; t < 4; t++) {
+        g_thread_join(th[t]);
+        g_assert_cmpint(a[t].failed, ==, 0);
+    }
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    vol_close(v);
+}
+
+/* A volume whose size is not a multiple of 4 KiB, or just one sector. */
+static void test_odd_sizes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint8_t buf[4 * SECT];
+
+    vol_create(f, "three", 3 * SECT);
+    vol_create(f, "one", SECT);
+    v = vol_open(f, "three", 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 3 * SECT);
+    write_pat(v, 2, 1, 1);
+    write_pat(v, 0, 3, 2);
+    write_pat(v, 1, 1, 3);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 4 * SECT), ==, -EINVAL);
+    vol_close(v);
+    v = vol_open(f, "three", 0);
+    check_pat(v, 0, 1, 2);
+    check_pat(v, 1, 1, 3);
+    check_pat(v, 2, 1, 2);
+    vol_close(v);
+
+    v = vol_open(f, "one", 0);
+    write_pat(v, 0, 1, 4);
+    g_assert_cmpint(lsvd_write_zeroes(v, 0, SECT), ==, 0);
+    check_pat(v, 0, 1, 0);
+    write_pat(v, 0, 1, 5);
+    vol_close(v);
+    v = vol_open(f, "one", 0);
+    check_pat(v, 0, 1, 5);
+    vol_close(v);
+}
+
+/* ---- big writes ---------------------------------------------------------- */
+
+static void test_big_writes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    const uint64_t size = 128ULL << 20;
+    g_autofree uint8_t *buf = g_malloc(64 << 20);
+    struct lsvd_volume *v;
+    struct lsvd_info info;
+
+    vol_create(f, "big", size);
+    v = vol_open(f, "big", 0);
+    /* one write of 4 MiB with 1 MiB batches: an object larger than a
+     * batch */
+    write_pat(v, 1, 8192, 1);
+    check_pat(v, 1, 8192, 1);
+    /* a write larger than the whole journal goes through in pieces */
+    memset(buf, 0x11, 64 << 20);
+    g_assert_cmpint(lsvd_write(v, 0, buf, 64 << 20), ==, 0);
+    memset(buf, 0, 64 << 20);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 64 << 20), ==, 0);
+    for (size_t i = 0; i < (64 << 20); i++) {
+        g_assert_cmpuint(buf[i], ==, 0x11);
+    }
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "big", 0);
+    memset(buf, 0, 64 << 20);
+    g_assert_cmpint(lsvd_read(v, 0, buf, 64 << 20), ==, 0);
+    for (size_t i = 0; i < (64 << 20); i++) {
+        g_assert_cmpuint(buf[i], ==, 0x11);
+    }
+    check_pat(v, 131072, 100, 0);
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_assert_cmpuint(info.objects, >=, 2);
+    vol_close(v);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *path;
+        void (*fn)(struct fix *, gconstpointer);
+    } tests[] = {
+        { "/volume/basic", test_basic },
+        { "/volume/reopen-without-cache", test_reopen_without_cache },
+        { "/volume/unwritten-zeros", test_unwritten_zeros },
+        { "/volume/overlap-in-batch", test_overlap_in_batch },
+        { "/volume/random-model", test_random_model },
+        { "/volume/invalid-requests", test_invalid_requests },
+        { "/volume/aio", test_aio },
+        { "/volume/write-zeroes", test_write_zeroes },
+        { "/volume/write-zeroes-huge", test_write_zeroes_huge },
+        { "/volume/big-writes", test_big_writes },
+        { "/volume/threads", test_threads },
+        { "/volume/odd-sizes", test_odd_sizes },
+        { "/volume/crash/cache-intact", test_crash_cache_intact },
+        { "/volume/crash/cache-lost", test_crash_cache_lost },
+        { "/volume/crash/journal-older-than-objects",
+          test_journal_older_than_objects },
+        { "/volume/crash/journal-wrap", test_journal_wrap_crash },
+        { "/volume/crash/repeated", test_repeated_crashes },
+        { "/volume/crash/torn-journal", test_torn_journal },
+        { "/volume/crash/stale-records-after-corruption",
+          test_journal_stale_records_after_corruption },
+        { "/volume/corrupt/object-chunk", test_corrupt_object_chunk },
+        { "/volume/corrupt/object-header", test_corrupt_object_header },
+        { "/volume/corrupt/journal-super", test_corrupt_journal_super },
+        { "/volume/foreign-journal", test_foreign_journal },
+        { "/volume/exclusive/same-process", test_exclusive_same_process },
+        { "/volume/exclusive/two-processes", test_exclusive_two_processes },
+        { "/volume/list-remove", test_list_remove },
+        { "/volume/stranded-objects", test_stranded_objects },
+    };
+
+    g_test_init(&argc, &argv, NULL);
+    lsvd_set_log_handler(log_capture, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(tests); i++) {
+        g_test_add(tests[i].path, struct fix, NULL, fix_setup, tests[i].fn,
+                   fix_teardown);
+    }
+    return g_test_run();
+}
