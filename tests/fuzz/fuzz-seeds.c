@@ -179,9 +179,38 @@ static void seed_names(void)
     }
 }
 
+static void seed_ckpt(void)
+{
+    struct ckpt_extent ext[3] = {
+        { .lba = 0, .sectors = 8, .seq = 1, .off = 0 },
+        { .lba = 8, .sectors = 100, .flags = OBJ_EXT_ZERO },
+        { .lba = 4096, .sectors = 16, .seq = 2, .off = 8 },
+    };
+    struct ckpt_object obj[2] = {
+        { .seq = 1, .hdr_len = 200, .data_len = 4096 },
+        { .seq = 2, .hdr_len = 300, .data_len = 12288 },
+    };
+    struct ckpt c = {
+        .seq = 3, .jseq = 40, .vol_size = 1ULL << 30, .n_extents = 3,
+        .n_objects = 2, .extents = ext, .objects = obj,
+    };
+    uint8_t *b;
+    size_t len;
+
+    b = ckpt_encode(&c, &len);
+    put("ckpt", b, len);
+    g_free(b);
+    c.n_extents = 0;
+    c.n_objects = 0;
+    b = ckpt_encode(&c, &len);
+    put("ckpt", b, len);
+    g_free(b);
+}
+
 static void seed_all(void)
 {
     seed_super();
+    seed_ckpt();
     seed_obj_header();
     seed_journal();
     seed_config();

@@ -1794,6 +1794,101 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 
 /* ---- stranded objects ---------------------------------------------------- */
 
+/* ---- object map checkpoints ---------------------------------------------- */
+
+/* The sequence numbers of @vol's checkpoint objects, ascending. */
+static GArray *checkpoints(struct fix *f, const char *vol, uint64_t newest)
+{
+    GArray *seqs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+
+    for (uint64_t seq = 1; seq <= newest; seq++) {
+        g_autofree char *path = object_file(f, vol, seq);
+        size_t len;
+        g_autofree uint8_t *data = NULL;
+
+        if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+            continue;
+        }
+        data = read_file(path, &len);
+        if (obj_type(data, len) == OBJ_TYPE_CHECKPOINT) {
+            g_array_append_val(seqs, seq);
+        }
+    }
+    return seqs;
+}
+
+/*
+ * Checkpoints every 3 objects: a volume reopened without its cache loads
+ * the newest checkpoint and the objects after it; if that checkpoint is
+ * corrupted, an older one and the objects after it give the same volume.
+ */
+static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 1500;
+    g_autofree struct op *ops = make_ops(21, n, MODEL_SECTORS, 64, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    g_autofree char *text = g_strdup_printf(
+        "[backend]\nurl = dir://%s\n[cache]\ndir = %s\nsize = 64M\n"
+        "[log]\nbatch_size = 1M\ncheckpoint_objects = 3\n",
+        f->store, f->cache);
+    struct lsvd_err err = { { 0 } };
+    g_autoptr(GArray) ck = NULL;
+    struct lsvd_volume *v;
+    struct lsvd_info info;
+    uint64_t newest, last;
+    struct ckpt c;
+    size_t need, len;
+
+    lsvd_config_free(f->cfg);
+    g_assert_cmpint(config_parse(text, strlen(text), "test", &f->cfg, &err),
+                    ==, 0);
+    vol_create(f, "ck", MODEL_SIZE);
+    v = vol_open(f, "ck", 0);
+    g_assert_cmpint(apply_ops(v, ops, 0, n), ==, 0);
+    model_apply(model, ops, 0, n);
+    vol_close(v);
+
+    count_objects(f, "ck", &newest);
+    ck = checkpoints(f, "ck", newest);
+    g_test_message("%" PRIu64 " objects, %u checkpoints", newest, ck->len);
+    g_assert_cmpuint(ck->len, >=, 2);
+    last = g_array_index(ck, uint64_t, ck->len - 1);
+    {
+        g_autofree char *path = object_file(f, "ck", last);
+        g_autofree uint8_t *data = read_file(path, &len);
+
+        g_assert_cmpint(ckpt_parse(data, len, &c, &need), ==, 0);
+        g_assert_cmpuint(c.seq, ==, last);
+        g_assert_cmpuint(c.n_extents, >, 0);
+        g_assert_cmpuint(c.n_objects, >, 0);
+        ckpt_free(&c);
+    }
+
+    rm_rf(f->cache);
+    v = vol_open(f, "ck", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    g_assert_cmpuint(info.last_seq, ==, newest);
+    vol_close(v);
+
+    /* the newest checkpoint corrupted: the one before it serves */
+    {
+        g_autofree char *path = object_file(f, "ck", last);
+        flip_byte(path, 200, 0x04);
+    }
+    v = vol_open(f, "ck", 0);
+    check_model(v, model, MODEL_SECTORS);
+    write_pat(v, 0, 8, n + 1);
+    vol_close(v);
+    for (unsigned k = 0; k < 8; k++) {
+        model[k] = n + 1;
+    }
+    rm_rf(f->cache);
+    v = vol_open(f, "ck", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
 static void test_stranded_objects(struct fix *f,
                                   gconstpointer data G_GNUC_UNUSED)
 {
@@ -2013,6 +2108,7 @@ int main(int argc, char **argv)
         { "/volume/exclusive/two-processes", test_exclusive_two_processes },
         { "/volume/list-remove", test_list_remove },
         { "/volume/stranded-objects", test_stranded_objects },
+        { "/volume/checkpoints", test_checkpoints },
     };
 
     g_test_init(&argc, &argv, NULL);
