@@ -5,14 +5,16 @@
 #   make check   set up, build, and run every test
 #
 # Other targets: setup, core, qemu, test-core, test-asan, test-qemu, fuzz,
-# clean.  Everything built lands in build/ (git-ignored).
+# crash, bench, clean.  Everything built lands in build/ (git-ignored).
 
 TOP        := $(CURDIR)
 BUILD      := $(TOP)/build
 PREFIX     := $(BUILD)/prefix
 FUZZ_SECONDS ?= 10
+N          ?= 200
 
-.PHONY: all setup core qemu demo check test-core test-asan test-qemu fuzz clean
+.PHONY: all setup core qemu demo check test-core test-asan test-qemu fuzz \
+	crash bench clean
 
 all: qemu
 
@@ -52,6 +54,14 @@ test-qemu: qemu
 
 fuzz: core
 	bash scripts/run-fuzz.sh $(FUZZ_SECONDS)
+
+# kill -9 at N random points per mode (cache kept / cache lost)
+crash: core
+	bash scripts/crash.sh $(N)
+
+# benchmarks; results in docs/bench/
+bench: core
+	bash scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD)/core $(BUILD)/asan $(BUILD)/prefix $(BUILD)/fuzz \

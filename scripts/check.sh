@@ -2,11 +2,12 @@
 # Run the test suites and print one summary line: "N passed, N failed".
 #
 #   scripts/check.sh            every suite
-#   scripts/check.sh SUITE...   some of: core asan fuzz qemu
+#   scripts/check.sh SUITE...   some of: core asan fuzz crash qemu
 #
 # core:  unit tests of lsvd-core (meson test, build/core)
 # asan:  the same under AddressSanitizer + UBSan (build/asan)
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
+# crash: kill -9 at CRASH_POINTS (default 200) points per mode
 # qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build
 #
 # Exit status: 0 only if nothing failed.
@@ -15,7 +16,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(core asan fuzz qemu)
+[ ${#suites[@]} -gt 0 ] || suites=(core asan fuzz crash qemu)
 
 passed=0 failed=0 skipped=0
 failures=()
@@ -74,6 +75,22 @@ for s in "${suites[@]}"; do
         else
             tail -n 40 build/fuzz.log
             failed=$((failed + 1)); failures+=("fuzz: see build/fuzz.log")
+        fi
+        ;;
+    crash)
+        echo "== crash: scripts/crash.sh ${CRASH_POINTS:-200}"
+        bash scripts/crash.sh "${CRASH_POINTS:-200}" >build/crash.log 2>&1
+        rc=$?
+        grep -E '^crash\((a|b)\): .*violations' build/crash.log
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' build/crash.log | tail -n1)
+        if [ -n "$line" ]; then
+            passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+            failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+        fi
+        if [ $rc -ne 0 ] || [ -z "$line" ]; then
+            [ -n "$line" ] || failed=$((failed + 1))
+            tail -n 30 build/crash.log
+            failures+=("crash: see build/crash.log")
         fi
         ;;
     qemu)
