@@ -130,7 +130,7 @@ static int cmd_info(struct lsvd_config *cfg, int argc, char **argv)
     printf("objects:       %" PRIu64 " (newest %016" PRIx64 ")\n",
            info.objects, info.last_seq);
     printf("stored:        %s\n", b);
-    printf("journal:       %s not yet in objects, in %s\n", c,
+    printf("journal:       %s not yet in objects (cache: %s)\n", c,
            lsvd_config_cache_dir(cfg));
     return 0;
 }
