@@ -173,6 +173,30 @@ static void rec_free(struct jrec *r)
 
 /* ---- open and close ---------------------------------------------------- */
 
+/* True for a journal file that is empty or whose superblock block is all
+ * zeros: a creation that did not get as far as the superblock. */
+static bool never_written(int fd, off_t size)
+{
+    uint8_t *b;
+    bool zero = true;
+
+    if (size == 0) {
+        return true;
+    }
+    if (size < JNL_BLOCK) {
+        return false;
+    }
+    b = g_malloc(JNL_BLOCK);
+    if (pread_all(fd, b, JNL_BLOCK, 0) < 0) {
+        zero = false;
+    }
+    for (size_t i = 0; i < JNL_BLOCK && zero; i++) {
+        zero = b[i] == 0;
+    }
+    g_free(b);
+    return zero;
+}
+
 int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                  uint64_t size, bool rdonly, struct journal **out,
                  struct lsvd_err *err)
@@ -224,9 +248,18 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
         goto fail;
     }
 
-    if (st.st_size == 0 && !rdonly) {
-        /* a new journal: allocate the whole ring now, so that writes
-         * never extend the file */
+    if (never_written(j->rfd, st.st_size) && rdonly) {
+        /* creation was interrupted before anything was written: no
+         * records, as if there were no journal */
+        close(j->rfd);
+        j->rfd = -1;
+        *out = j;
+        return 0;
+    }
+    if (never_written(j->rfd, st.st_size)) {
+        /* a new journal (or one whose creation was interrupted before its
+         * superblock was written, so that it holds no records): allocate
+         * the whole ring now, so that writes never extend the file */
         size = ROUND_UP(MAX(size, 64ULL * JNL_BLOCK), JNL_BLOCK);
         ret = posix_fallocate(j->rfd, 0, size);
         if (ret != 0 && ret != EOPNOTSUPP && ftruncate(j->rfd, size) < 0) {

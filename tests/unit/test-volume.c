@@ -1794,6 +1794,39 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 
 /* ---- stranded objects ---------------------------------------------------- */
 
+/*
+ * A writer killed inside its first open leaves an empty journal file, or
+ * one allocated but with no superblock yet: read-only opens see an empty
+ * journal, and a writable open starts it afresh.  (Found by the crash
+ * test: lsvd info failed on such a volume.)
+ */
+static void test_interrupted_journal_creation(struct fix *f,
+                                              gconstpointer data
+                                              G_GNUC_UNUSED)
+{
+    g_autofree char *jpath = journal_file(f, "ic");
+    struct lsvd_volume *v;
+
+    vol_create(f, "ic", MODEL_SIZE);
+    g_assert_cmpint(g_mkdir_with_parents(f->cache, 0700), ==, 0);
+    for (int k = 0; k < 2; k++) {
+        g_assert_true(g_file_set_contents(jpath, "", 0, NULL));
+        if (k == 1) {
+            truncate_file(jpath, 1 << 20);      /* allocated, all zeros */
+        }
+        v = vol_open(f, "ic", LSVD_OPEN_RDONLY);
+        check_pat(v, 0, 8, k);          /* what the objects hold */
+        vol_close(v);
+        v = vol_open(f, "ic", 0);
+        write_pat(v, 0, 8, k + 1);
+        vol_close(v);
+        v = vol_open(f, "ic", LSVD_OPEN_RDONLY);
+        check_pat(v, 0, 8, k + 1);
+        vol_close(v);
+        g_assert_cmpint(unlink(jpath), ==, 0);
+    }
+}
+
 /* ---- object map checkpoints ---------------------------------------------- */
 
 /* The sequence numbers of @vol's checkpoint objects, ascending. */
@@ -2109,6 +2142,8 @@ int main(int argc, char **argv)
         { "/volume/list-remove", test_list_remove },
         { "/volume/stranded-objects", test_stranded_objects },
         { "/volume/checkpoints", test_checkpoints },
+        { "/volume/crash/interrupted-journal-creation",
+          test_interrupted_journal_creation },
     };
 
     g_test_init(&argc, &argv, NULL);
