@@ -12,6 +12,9 @@
 #   CRASH_SEED    first seed (default: from the clock; printed, so that a
 #                 failing run can be repeated with the same request streams)
 #   CRASH_CHAIN   crash points per volume before a fresh one (default 4)
+#   CRASH_MIN_MS, CRASH_MAX_MS
+#                 when the writer is killed (default 20..400 ms after it
+#                 starts; 1..60 aims the kills at lsvd_open's recovery)
 #   TMPDIR        where the volumes live (default /tmp); a failing point's
 #                 state is kept there, and the output says where
 #
@@ -25,6 +28,8 @@ cd "$top"
 points=${1:-200}
 seed=${CRASH_SEED:-$(date +%s)}
 chain=${CRASH_CHAIN:-4}
+min_ms=${CRASH_MIN_MS:-20}
+max_ms=${CRASH_MAX_MS:-400}
 build="$top/build/core"
 exe="$build/tests/crash/lsvd-crash"
 
@@ -57,9 +62,11 @@ fi
 
 for mode in a b; do
     log="$top/build/crash-$mode.log"
-    echo "== crash($mode): $points points, seed $seed, chain $chain"
+    echo "== crash($mode): $points points, seed $seed, chain $chain," \
+         "kills after $min_ms..$max_ms ms"
     "$exe" loop --mode "$mode" --points "$points" --seed "$seed" \
-        --chain "$chain" --keep-going 2>&1 | tee "$log" |
+        --chain "$chain" --min-ms "$min_ms" --max-ms "$max_ms" \
+        --keep-going 2>&1 | tee "$log" |
         grep -v -E '^crash\(.\): [0-9]+/[0-9]+ points'
     line=$(tail -n 1 "$log")
     if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then

@@ -79,6 +79,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -303,8 +304,8 @@ struct gen {
 
 /*
  * The next request.  Sizes: writes 512 B..256 KiB (log-uniform in the
- * mixed phase, 512 B..2 KiB in tiny phases, which fill the journal much
- * faster than the batch, 64..256 KiB in large phases, which fill batches
+ * mixed phase, 512 B..2 KiB in tiny phases, whose journal records take 4
+ * to 16 times their data, 64..256 KiB in large phases, which fill batches
  * fast); write-zeroes 4 KiB..1 MiB, one request in ten.  Offsets: 70% in
  * the first HOT_SECTORS so overwrites are common, the rest anywhere.  A
  * flush every 10..30 requests.
@@ -1537,9 +1538,14 @@ static void write_conf(const char *dir, uint64_t batch, uint64_t cache)
 
 static char self_exe[PATH_MAX];
 
-/* Start this program with @argv, output to @out, LSVD_CONF=@conf. */
+/*
+ * Start this program with @argv, output to @out, LSVD_CONF=@conf.  The
+ * child dies with the driver, so that a driver stopped by a timeout or ^C
+ * leaves no endless writer behind.
+ */
 static pid_t spawn(char *const argv[], const char *out, const char *conf)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
     if (pid < 0) {
@@ -1547,6 +1553,9 @@ static pid_t spawn(char *const argv[], const char *out, const char *conf)
     }
     if (pid == 0) {
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+            _exit(127);
+        }
         if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
             _exit(127);
         }
