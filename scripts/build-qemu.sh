@@ -42,7 +42,7 @@ for tool in patch ninja meson pkg-config sha256sum; do
 done
 [ -f "$pcdir/lsvd.pc" ] ||
     die "the lsvd core is not installed: $pcdir/lsvd.pc is missing.
-Build and install it first:
+Build and install it first (make core), or by hand:
   meson setup build/core --prefix=\$PWD/build/prefix --libdir=lib -Ddefault_library=static
   ninja -C build/core install"
 PKG_CONFIG_PATH="$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
