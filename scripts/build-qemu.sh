@@ -74,7 +74,7 @@ if [ "$(cat "$patch_stamp" 2>/dev/null)" != "$series_hash" ]; then
     echo "in-progress" > "$patch_stamp"
     for p in "${series[@]}"; do
         echo "build-qemu: applying $(basename "$p")"
-        if ! patch -p1 -N -s --fuzz=0 -d "$src" < "$p"; then
+        if ! patch -p1 -s --forward --force --fuzz=0 --no-backup-if-mismatch -d "$src" < "$p"; then
             die "$(basename "$p") does not apply to $src.
 The tree is marked as half-patched; the next run fetches it again."
         fi
