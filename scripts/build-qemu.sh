@@ -42,7 +42,7 @@ for tool in patch ninja meson pkg-config sha256sum; do
 done
 [ -f "$pcdir/lsvd.pc" ] ||
     die "the lsvd core is not installed: $pcdir/lsvd.pc is missing.
-Build and install it first:
+Build and install it first (make core), or by hand:
   meson setup build/core --prefix=\$PWD/build/prefix --libdir=lib -Ddefault_library=static
   ninja -C build/core install"
 PKG_CONFIG_PATH="$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -74,7 +74,7 @@ if [ "$(cat "$patch_stamp" 2>/dev/null)" != "$series_hash" ]; then
     echo "in-progress" > "$patch_stamp"
     for p in "${series[@]}"; do
         echo "build-qemu: applying $(basename "$p")"
-        if ! patch -p1 -N -s --fuzz=0 -d "$src" < "$p"; then
+        if ! patch -p1 -s --forward --force --fuzz=0 --no-backup-if-mismatch -d "$src" < "$p"; then
             die "$(basename "$p") does not apply to $src.
 The tree is marked as half-patched; the next run fetches it again."
         fi
