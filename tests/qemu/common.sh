@@ -62,6 +62,20 @@ expect_error() {
     printf '%s\n' "$out" | grep -qE "$pat" || fail "'$*': '$out' !~ /$pat/"
 }
 
+# The same, for messages that QEMU itself prints (not always one line).
+expect_failure() {
+    local pat=$1 out rc
+    shift
+    set +e
+    out=$("$@" 2>&1 >/dev/null)
+    rc=$?
+    set -e
+    echo "\$ $*"
+    echo "  -> rc=$rc: $out"
+    [ "$rc" -ne 0 ] || fail "'$*' succeeded"
+    printf '%s\n' "$out" | grep -qE "$pat" || fail "'$*': '$out' !~ /$pat/"
+}
+
 # A digest of everything in the store and cache: "touches no data" checks.
 store_digest() {
     (cd "$T" && find store cache -type f 2>/dev/null | sort |
