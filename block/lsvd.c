@@ -204,9 +204,15 @@ static int qemu_lsvd_do_create(BlockdevOptionsLsvd *loc, uint64_t size,
     if (!qemu_lsvd_check_name(loc->volume, errp)) {
         return -EINVAL;
     }
-    if (size == 0 || size % LSVD_SECTOR_SIZE != 0) {
-        error_setg(errp, "lsvd: size %" PRIu64 " is not a positive multiple "
-                   "of %d bytes", size, LSVD_SECTOR_SIZE);
+    if (size == 0) {
+        /* qcow2 and other formats that grow their file start it empty */
+        error_setg(errp, "lsvd: cannot create a volume of size 0 (volumes "
+                   "do not grow: use the raw format)");
+        return -EINVAL;
+    }
+    if (size % LSVD_SECTOR_SIZE != 0) {
+        error_setg(errp, "lsvd: size %" PRIu64 " is not a multiple of %d "
+                   "bytes", size, LSVD_SECTOR_SIZE);
         return -EINVAL;
     }
 

@@ -7,7 +7,8 @@
 # 2. applies qemu-patches/*.patch with patch -p1, once: the tree records a
 #    hash of the series, and a tree patched with another series (or left
 #    half-patched) is fetched again from scratch before the new series goes on;
-# 3. links block/lsvd.c of this repository into the tree as block/lsvd.c;
+# 3. links block/lsvd.c of this repository into the tree as block/lsvd.c, and
+#    the tests in qemu-iotests/ into tests/qemu-iotests/tests/;
 # 4. configures build/qemu-build against the installed core
 #    (build/prefix/lib/pkgconfig/lsvd.pc; LSVD_PREFIX overrides build/prefix),
 #    again only when the configure options changed;
@@ -87,6 +88,16 @@ step="linking block/lsvd.c into the tree"
 # A relative link keeps working if the repository moves.
 ln -sfn ../../../block/lsvd.c "$src/block/lsvd.c"
 [ -e "$src/block/lsvd.c" ] || die "dangling link $src/block/lsvd.c"
+
+# Our iotests; run them in build/qemu-build/tests/qemu-iotests with
+#   ./check -lsvd -raw lsvd-basic
+step="linking qemu-iotests/ into the tree"
+for t in "$top"/qemu-iotests/*; do
+    [ -f "$t" ] || continue
+    link="$src/tests/qemu-iotests/tests/$(basename "$t")"
+    ln -sfn "../../../../../qemu-iotests/$(basename "$t")" "$link"
+    [ -e "$link" ] || die "dangling link $link"
+done
 
 # --- configure ----------------------------------------------------------------
 
