@@ -57,6 +57,7 @@ typedef enum {
     LSVD_AIO_READ,
     LSVD_AIO_WRITE,
     LSVD_AIO_FLUSH,
+    LSVD_AIO_ZERO,              /* discard and write-zeroes */
 } LSVDAIOCmd;
 
 /* One request in flight; lives on the stack of the coroutine it wakes. */
@@ -329,6 +330,8 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
 
     s->volume = g_strdup(opts->volume);
     s->conf = opts->has_conf ? g_strdup(opts->conf) : NULL;
+    /* zeroing never stores data, so it always "unmaps" */
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
     ret = 0;
 
 out:
@@ -465,6 +468,13 @@ static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
     case LSVD_AIO_FLUSH:
         ret = lsvd_aio_flush(s->vol, qemu_lsvd_complete, &task);
         break;
+    case LSVD_AIO_ZERO:
+        if (bytes == 0) {
+            return 0;
+        }
+        ret = lsvd_aio_write_zeroes(s->vol, offset, bytes,
+                                    qemu_lsvd_complete, &task);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -500,6 +510,25 @@ static int coroutine_fn qemu_lsvd_co_flush(BlockDriverState *bs)
     return qemu_lsvd_start_co(bs, LSVD_AIO_FLUSH, 0, 0, NULL);
 }
 
+/*
+ * Discard and write-zeroes are one operation in LSVD: the range is logged
+ * (so it keeps its place in the write order and survives recovery) and
+ * reads as zeros from then on, without storing data.
+ */
+static int coroutine_fn qemu_lsvd_co_pdiscard(BlockDriverState *bs,
+                                              int64_t offset, int64_t bytes)
+{
+    return qemu_lsvd_start_co(bs, LSVD_AIO_ZERO, offset, bytes, NULL);
+}
+
+static int coroutine_fn qemu_lsvd_co_pwrite_zeroes(BlockDriverState *bs,
+                                                   int64_t offset,
+                                                   int64_t bytes,
+                                                   BdrvRequestFlags flags)
+{
+    return qemu_lsvd_start_co(bs, LSVD_AIO_ZERO, offset, bytes, NULL);
+}
+
 static int64_t qemu_lsvd_getlength(BlockDriverState *bs)
 {
     BDRVLSVDState *s = bs->opaque;
@@ -530,6 +559,7 @@ static int64_t qemu_lsvd_get_allocated_file_size(BlockDriverState *bs)
 static void qemu_lsvd_refresh_limits(BlockDriverState *bs, Error **errp)
 {
     bs->bl.request_alignment = LSVD_SECTOR_SIZE;
+    bs->bl.pdiscard_alignment = LSVD_SECTOR_SIZE;
 }
 
 /* Give the node a file name lsvd:VOLUME[:conf=FILE] that opens it again. */
@@ -597,6 +627,8 @@ static BlockDriver bdrv_lsvd = {
     .bdrv_co_preadv               = qemu_lsvd_co_preadv,
     .bdrv_co_pwritev              = qemu_lsvd_co_pwritev,
     .bdrv_co_flush_to_disk        = qemu_lsvd_co_flush,
+    .bdrv_co_pdiscard             = qemu_lsvd_co_pdiscard,
+    .bdrv_co_pwrite_zeroes        = qemu_lsvd_co_pwrite_zeroes,
 
     .strong_runtime_opts          = qemu_lsvd_strong_runtime_opts,
 };

@@ -106,6 +106,9 @@ cxx=g++
 if command -v ccache >/dev/null; then
     cc="ccache gcc"
     cxx="ccache g++"
+    # paths relative to the repository in ccache's hashes, so that another
+    # clone (CI's) hits the cache too
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=true
 fi
 configure_args=(
     "--cc=$cc"

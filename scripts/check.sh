@@ -8,7 +8,9 @@
 # asan:  the same under AddressSanitizer + UBSan (build/asan)
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
 # crash: kill -9 at CRASH_POINTS (default 200) points per mode
-# qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build
+# qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build, then
+#        QEMU's iotests with -lsvd: ours (qemu-iotests/) and the generic
+#        ones listed in qemu-iotests/generic.list
 #
 # Exit status: 0 only if nothing failed.
 set -uo pipefail
@@ -106,6 +108,25 @@ for s in "${suites[@]}"; do
                echo "FAIL $t"; tail -n 20 "$log" | sed 's/^/    /' ;;
             esac
         done
+        iot="$top/build/qemu-build/tests/qemu-iotests"
+        if [ -x "$iot/check" ]; then
+            # shellcheck disable=SC2046
+            list=$(cd qemu-iotests && ls | grep -v -e '\.' -e '^generic' ;
+                   grep -v -e '^#' -e '^$' generic.list)
+            echo "== qemu iotests: check -lsvd -raw ($(echo $list | wc -w) tests)"
+            # shellcheck disable=SC2086
+            (cd "$iot" && PATH="$top/build/prefix/bin:$PATH" \
+                ./check -lsvd -raw $list) >build/iotests.log 2>&1
+            p=$(grep -cE '^[^ ]+ +\.\.\. .* pass ' build/iotests.log)
+            f=$(grep -cE '^[^ ]+ +\.\.\. .* fail ' build/iotests.log)
+            echo "iotests: $p passed, $f failed"
+            passed=$((passed + p)); failed=$((failed + f))
+            if [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
+                [ "$p" -ne 0 ] || failed=$((failed + 1))
+                grep -E 'fail|Failures' build/iotests.log | head -n 20
+                failures+=("iotests: see build/iotests.log")
+            fi
+        fi
         ;;
     *)
         echo "check.sh: unknown suite '$s'" >&2
