@@ -6,6 +6,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
@@ -398,7 +399,11 @@ int journal_replay(struct journal *j, uint64_t after_seq,
             }
         }
         if (!rec_crc_ok(hdr, &r, data)) {
-            break;          /* a torn or corrupted last record */
+            /* a torn last write, or corruption: nothing after it is used */
+            lsvd_log(LSVD_LOG_WARNING, "journal %s: record %" PRIu64
+                     " at offset %" PRIu64 " fails its CRC; replay stops "
+                     "there", j->path, seq, off);
+            break;
         }
         rec_set(j, rec_push(j), seq, off, len, r.type, r.extents,
                 r.n_extents);

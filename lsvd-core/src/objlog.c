@@ -15,6 +15,7 @@
 #define PUT_RETRY_MIN_MS 100
 #define PUT_RETRY_MAX_MS 5000
 #define PUT_TRIES_CLOSING 5         /* tries left once closing */
+#define CKPT_INTERVAL_US (300 * G_USEC_PER_SEC)   /* or every N objects */
 
 #define LOC_SEQ_MAX 0x7fffffffULL
 #define MAX_BATCH_EXTENTS 65536     /* seal early when this fragmented */
@@ -64,6 +65,7 @@ struct objlog {
     uint64_t next_seq;              /* journal thread only */
     unsigned ckpt_every;            /* objects between checkpoints */
     unsigned since_ckpt;            /* journal thread only */
+    int64_t ckpt_time;              /* journal thread: last one queued */
     uint64_t last_ckpt;             /* seq; under `lock` */
     GMutex hdr_lock;                /* serialises chunk table loads */
 
@@ -380,6 +382,7 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
     ol->rdonly = rdonly;
     ol->put_depth = MAX(put_depth, 1);
     ol->ckpt_every = MAX(ckpt_every, 1);
+    ol->ckpt_time = g_get_monotonic_time();
     g_mutex_init(&ol->hdr_lock);
     ol->omap = extmap_new();
     ol->objs = g_ptr_array_new_with_free_func(objinfo_free);
@@ -563,11 +566,15 @@ int objlog_seal(struct objlog *ol)
 
     ol->cur = batch_new();
     workers_push(ol->pool, b);
-    if (++ol->since_ckpt >= ol->ckpt_every && ol->next_seq <= LOC_SEQ_MAX) {
+    ol->since_ckpt++;
+    if ((ol->since_ckpt >= ol->ckpt_every ||
+         g_get_monotonic_time() - ol->ckpt_time >= CKPT_INTERVAL_US) &&
+        ol->next_seq <= LOC_SEQ_MAX) {
         struct batch *c = batch_new();
 
         c->ckpt = true;
         ol->since_ckpt = 0;
+        ol->ckpt_time = g_get_monotonic_time();
         g_mutex_lock(&ol->lock);
         c->seq = ol->next_seq++;
         g_queue_push_tail(&ol->sealed, c);

@@ -18,10 +18,11 @@
  * extent map, so an overwrite within a batch replaces the older data, and
  * the object holds only the newest data of each LBA.
  *
- * Every ckpt_every objects a checkpoint of the object map (and of the
- * object table) is queued as an object of its own in the same sequence; it
- * is encoded only once every object before it is applied, so it is exactly
- * the map after them.  Recovery loads the newest checkpoint and then the
+ * Every ckpt_every objects (or after 5 minutes with a new object) a
+ * checkpoint of the object map (and of the object table) is queued as an
+ * object of its own in the same sequence; it is encoded only once every
+ * object before it is applied, so it is exactly the map after them.
+ * Recovery loads the newest checkpoint and then the
  * objects after it up to the first gap in the sequence (without any
  * checkpoint, objects 1..N); later ("stranded") objects are deleted by a
  * writable open.  Objects known from the checkpoint get their chunk tables
