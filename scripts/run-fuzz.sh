@@ -23,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/build/fuzz}
 cc=${CLANG:-clang}
 src=$top/lsvd-core/src
-targets=${FUZZ_TARGETS:-"obj-header super ckpt journal config names"}
+targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names"}
 
 case $secs in
     ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
@@ -56,7 +56,7 @@ sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all"
 # The lsvd-core sources each target needs.
 sources_for() {
     case $1 in
-        obj-header|super|ckpt|journal) echo "$src/format.c $src/util.c" ;;
+        obj-header|super|ckpt|journal|jmap) echo "$src/format.c $src/util.c" ;;
         config) echo "$src/config.c $src/util.c" ;;
         # lsvd_name_valid() lives in volume.c, which needs every layer
         names) echo "$src"/*.c ;;

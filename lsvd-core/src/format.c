@@ -554,3 +554,157 @@ bool rec_crc_ok(const uint8_t b[JNL_BLOCK], const struct rec_header *r,
     }
     return crc == r->crc;
 }
+
+/* ---- journal map checkpoint --------------------------------------------- */
+#define JMAP_CRC_OFF 124
+
+static uint64_t jmap_len(uint64_t nr, uint64_t ne, uint64_t nm)
+{
+    return JMAP_FIXED_LEN + JMAP_REC_LEN * nr + JMAP_EXT_LEN * ne +
+           JMAP_MAP_LEN * nm + 4;
+}
+
+uint8_t *jmap_ckpt_encode(const struct jmap_ckpt *c, size_t *len)
+{
+    size_t n = jmap_len(c->n_recs, c->n_exts, c->n_map);
+    uint8_t *b = g_malloc0(n), *p;
+
+    memcpy(b, JMAP_MAGIC, 8);
+    put_le16(b + 8, FMT_VERSION);
+    put_le32(b + 12, JMAP_FIXED_LEN);
+    memcpy(b + 16, c->uuid, LSVD_UUID_LEN);
+    put_le64(b + 32, c->sb_start_seq);
+    put_le64(b + 40, c->sb_tail_off);
+    put_le64(b + 48, c->next_seq);
+    put_le64(b + 56, c->next_off);
+    put_le64(b + 64, c->upto_seq);
+    put_le64(b + 72, c->n_recs);
+    put_le64(b + 80, c->n_exts);
+    put_le64(b + 88, c->n_map);
+    put_le64(b + 96, n);
+    put_le32(b + JMAP_CRC_OFF, crc_skipping(b, JMAP_FIXED_LEN, JMAP_CRC_OFF));
+    p = b + JMAP_FIXED_LEN;
+    for (uint64_t i = 0; i < c->n_recs; i++, p += JMAP_REC_LEN) {
+        put_le64(p, c->recs[i].seq);
+        put_le64(p + 8, c->recs[i].off);
+        put_le64(p + 16, c->recs[i].len);
+        put_le16(p + 24, c->recs[i].type);
+        put_le32(p + 28, c->recs[i].n_extents);
+    }
+    for (uint64_t i = 0; i < c->n_exts; i++, p += JMAP_EXT_LEN) {
+        put_le64(p, c->exts[i].lba);
+        put_le32(p + 8, c->exts[i].sectors);
+        put_le32(p + 12, c->exts[i].flags);
+    }
+    for (uint64_t i = 0; i < c->n_map; i++, p += JMAP_MAP_LEN) {
+        put_le64(p, c->map[i].lba);
+        put_le64(p + 8, c->map[i].len);
+        put_le64(p + 16, c->map[i].loc);
+    }
+    put_le32(p, lsvd_crc32c(0, b + JMAP_FIXED_LEN, p - b - JMAP_FIXED_LEN));
+    *len = n;
+    return b;
+}
+
+int jmap_ckpt_parse(const uint8_t *b, size_t len, struct jmap_ckpt *c)
+{
+    uint64_t total, exts = 0, end = 0;
+    const uint8_t *p;
+
+    memset(c, 0, sizeof(*c));
+    if (len < JMAP_FIXED_LEN || memcmp(b, JMAP_MAGIC, 8) != 0) {
+        return -EINVAL;
+    }
+    if (get_le16(b + 8) != FMT_VERSION) {
+        return -EPROTONOSUPPORT;
+    }
+    if (get_le32(b + JMAP_CRC_OFF) !=
+        crc_skipping(b, JMAP_FIXED_LEN, JMAP_CRC_OFF)) {
+        return -EIO;
+    }
+    memcpy(c->uuid, b + 16, LSVD_UUID_LEN);
+    c->sb_start_seq = get_le64(b + 32);
+    c->sb_tail_off = get_le64(b + 40);
+    c->next_seq = get_le64(b + 48);
+    c->next_off = get_le64(b + 56);
+    c->upto_seq = get_le64(b + 64);
+    c->n_recs = get_le64(b + 72);
+    c->n_exts = get_le64(b + 80);
+    c->n_map = get_le64(b + 88);
+    total = get_le64(b + 96);
+    if (get_le32(b + 12) != JMAP_FIXED_LEN ||
+        c->n_recs > JMAP_MAX_ENTRIES || c->n_exts > JMAP_MAX_ENTRIES ||
+        c->n_map > JMAP_MAX_ENTRIES ||
+        total != jmap_len(c->n_recs, c->n_exts, c->n_map) || total != len ||
+        c->upto_seq >= c->next_seq || c->next_off % JNL_BLOCK) {
+        return -EINVAL;
+    }
+    p = b + JMAP_FIXED_LEN;
+    if (get_le32(b + total - 4) !=
+        lsvd_crc32c(0, p, total - 4 - JMAP_FIXED_LEN)) {
+        return -EIO;
+    }
+    c->recs = g_try_new(struct jmap_rec, c->n_recs + 1);
+    c->exts = g_try_new(struct rec_extent, c->n_exts + 1);
+    c->map = g_try_new(struct jmap_map, c->n_map + 1);
+    if (!c->recs || !c->exts || !c->map) {
+        jmap_ckpt_free(c);
+        return -ENOMEM;
+    }
+    for (uint64_t i = 0; i < c->n_recs; i++, p += JMAP_REC_LEN) {
+        struct jmap_rec *r = &c->recs[i];
+
+        r->seq = get_le64(p);
+        r->off = get_le64(p + 8);
+        r->len = get_le64(p + 16);
+        r->type = get_le16(p + 24);
+        r->n_extents = get_le32(p + 28);
+        if ((i > 0 && r->seq <= c->recs[i - 1].seq) || r->seq >= c->next_seq ||
+            r->type < REC_TYPE_WRITE || r->type > REC_TYPE_FENCE ||
+            r->n_extents > REC_MAX_EXTENTS || r->off % JNL_BLOCK ||
+            r->len < JNL_BLOCK || r->len % JNL_BLOCK ||
+            get_le16(p + 26) != 0) {
+            jmap_ckpt_free(c);
+            return -EINVAL;
+        }
+        exts += r->n_extents;
+    }
+    if (exts != c->n_exts) {
+        jmap_ckpt_free(c);
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < c->n_exts; i++, p += JMAP_EXT_LEN) {
+        c->exts[i].lba = get_le64(p);
+        c->exts[i].sectors = get_le32(p + 8);
+        c->exts[i].flags = get_le32(p + 12);
+        if (c->exts[i].sectors == 0 || c->exts[i].flags != 0 ||
+            c->exts[i].lba > UINT64_MAX / 2) {
+            jmap_ckpt_free(c);
+            return -EINVAL;
+        }
+    }
+    for (uint64_t i = 0; i < c->n_map; i++, p += JMAP_MAP_LEN) {
+        struct jmap_map *m = &c->map[i];
+
+        m->lba = get_le64(p);
+        m->len = get_le64(p + 8);
+        m->loc = get_le64(p + 16);
+        if (m->len == 0 || m->lba < end || m->lba > UINT64_MAX / 2 ||
+            m->len > UINT64_MAX / 2 - m->lba) {
+            jmap_ckpt_free(c);
+            return -EINVAL;
+        }
+        end = m->lba + m->len;
+    }
+    return 0;
+}
+
+void jmap_ckpt_free(struct jmap_ckpt *c)
+{
+    g_free(c->recs);
+    g_free(c->exts);
+    g_free(c->map);
+    c->recs = NULL;
+    c->exts = NULL;
+    c->map = NULL;
+}

@@ -197,4 +197,41 @@ int rec_header_parse(const uint8_t *buf, size_t len, struct rec_header *r);
 bool rec_crc_ok(const uint8_t buf[JNL_BLOCK], const struct rec_header *r,
                 const void *data);
 
+/* ---- journal map checkpoint (file CACHE_DIR/VOLUME.jmap) --------------- */
+#define JMAP_MAGIC "LSVDJMP"
+#define JMAP_FIXED_LEN 128
+#define JMAP_REC_LEN 32
+#define JMAP_EXT_LEN 16
+#define JMAP_MAP_LEN 24
+#define JMAP_MAX_ENTRIES (1ULL << 28)
+
+struct jmap_rec {
+    uint64_t seq;
+    uint64_t off;                   /* header offset in the ring */
+    uint64_t len;                   /* header + data bytes */
+    uint16_t type;
+    uint32_t n_extents;             /* its extents, in the extent table */
+};
+
+struct jmap_map {
+    uint64_t lba, len, loc;         /* a journal map entry */
+};
+
+struct jmap_ckpt {
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint64_t sb_start_seq;          /* the journal superblock it goes with */
+    uint64_t sb_tail_off;
+    uint64_t next_seq;              /* where replay goes on */
+    uint64_t next_off;
+    uint64_t upto_seq;              /* newest WRITE/ZERO record it covers */
+    uint64_t n_recs, n_exts, n_map;
+    struct jmap_rec *recs;
+    struct rec_extent *exts;        /* the records' extents, in order */
+    struct jmap_map *map;
+};
+
+uint8_t *jmap_ckpt_encode(const struct jmap_ckpt *c, size_t *len);
+int jmap_ckpt_parse(const uint8_t *buf, size_t len, struct jmap_ckpt *c);
+void jmap_ckpt_free(struct jmap_ckpt *c);
+
 #endif /* LSVD_FORMAT_H */

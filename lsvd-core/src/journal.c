@@ -38,6 +38,7 @@ struct journal {
     uint64_t used;          /* bytes of records in the ring */
     uint64_t total;         /* bytes ever appended (struct jrec.cum) */
     uint64_t last_data_seq; /* newest WRITE or ZERO record */
+    bool resumed;           /* records taken from a map checkpoint */
 
     /* the records in the ring, oldest first: a circular array */
     struct jrec *recs;
@@ -368,7 +369,9 @@ int journal_replay(struct journal *j, uint64_t after_seq,
                    journal_replay_fn *fn, void *arg, bool *reset)
 {
     const uint64_t start = j->sb.data_start, end = j->sb.size;
-    uint64_t off = j->sb.tail_off, seq = j->sb.start_seq, scanned = 0;
+    uint64_t off = j->resumed ? j->head : j->sb.tail_off;
+    uint64_t seq = j->resumed ? j->next_seq : j->sb.start_seq;
+    uint64_t scanned = j->used;
     uint8_t *hdr = g_malloc(JNL_BLOCK), *data = NULL;
     struct rec_header r;
     int ret = 0;
@@ -460,6 +463,87 @@ bool journal_pending(const struct journal *j)
 uint64_t journal_used(const struct journal *j)
 {
     return j->used;
+}
+
+uint64_t journal_last_data_seq(const struct journal *j)
+{
+    return j->last_data_seq;
+}
+
+uint64_t journal_ring_size(const struct journal *j)
+{
+    return j->sb.size - j->sb.data_start;
+}
+
+uint64_t journal_appended(const struct journal *j)
+{
+    return j->total;
+}
+
+void journal_export(const struct journal *j, struct jmap_ckpt *c)
+{
+    GArray *exts = g_array_new(FALSE, FALSE, sizeof(struct rec_extent));
+
+    g_assert(j->rlen == 0);
+    c->sb_start_seq = j->sb.start_seq;
+    c->sb_tail_off = j->sb.tail_off;
+    c->next_seq = j->next_seq;
+    c->next_off = j->head;
+    c->upto_seq = j->last_data_seq;
+    c->n_recs = j->rec_count;
+    c->recs = g_new(struct jmap_rec, j->rec_count + 1);
+    for (size_t i = 0; i < j->rec_count; i++) {
+        const struct jrec *r = &j->recs[(j->rec_first + i) % j->rec_cap];
+
+        c->recs[i] = (struct jmap_rec){ r->seq, r->off, r->len, r->type,
+                                        r->n_extents };
+        if (r->n_extents == 1) {
+            g_array_append_val(exts, r->ext0);
+        } else if (r->n_extents > 1) {
+            g_array_append_vals(exts, r->extents, r->n_extents);
+        }
+    }
+    c->n_exts = exts->len;
+    c->exts = (struct rec_extent *)g_array_free(exts, FALSE);
+}
+
+int journal_resume(struct journal *j, const struct jmap_ckpt *c)
+{
+    const uint64_t start = j->sb.data_start, end = j->sb.size;
+    uint64_t off = c->n_recs ? c->recs[0].off : c->next_off, bytes = 0;
+    const struct rec_extent *e = c->exts;
+
+    /* the checkpoint belongs to this superblock, so none of its records
+     * has been overwritten since (the superblock moves first) */
+    if (j->rec_count || j->rfd < 0 || c->sb_start_seq != j->sb.start_seq ||
+        c->sb_tail_off != j->sb.tail_off ||
+        c->next_off < start || c->next_off >= end) {
+        return -EINVAL;
+    }
+    /* the records lie one after another round the ring, up to next_off */
+    for (uint64_t i = 0; i < c->n_recs; i++) {
+        const struct jmap_rec *r = &c->recs[i];
+
+        if (r->off != off || r->off < start || r->len > end - r->off ||
+            (bytes += r->len) > end - start) {
+            return -EINVAL;
+        }
+        off = r->off + r->len == end ? start : r->off + r->len;
+    }
+    if (off != c->next_off || (c->n_recs && c->recs[0].seq < c->sb_start_seq)) {
+        return -EINVAL;
+    }
+    for (uint64_t i = 0; i < c->n_recs; i++) {
+        const struct jmap_rec *r = &c->recs[i];
+
+        rec_set(j, rec_push(j), r->seq, r->off, r->len, r->type, e,
+                r->n_extents);
+        e += r->n_extents;
+    }
+    j->head = c->next_off;
+    j->next_seq = c->next_seq;
+    j->resumed = true;
+    return 0;
 }
 
 uint64_t journal_dirty_bytes(const struct journal *j, uint64_t durable_seq)

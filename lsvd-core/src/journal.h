@@ -130,6 +130,22 @@ typedef void journal_reclaim_fn(void *arg, const struct jrec *r);
 void journal_reclaim(struct journal *j, uint64_t durable_seq,
                      journal_reclaim_fn *fn, void *arg);
 
+/*
+ * Journal map checkpoints.  journal_export() fills the journal's part of
+ * @c (superblock, records in the ring, where replay goes on); nothing may
+ * be prepared.  journal_resume(), before journal_replay(), takes the
+ * records of a checkpoint instead of reading them from the ring; -EINVAL
+ * if it does not fit this journal (then replay reads everything).
+ */
+void journal_export(const struct journal *j, struct jmap_ckpt *c);
+int journal_resume(struct journal *j, const struct jmap_ckpt *c);
+/* Sequence number of the newest WRITE or ZERO record (0: none). */
+uint64_t journal_last_data_seq(const struct journal *j);
+/* The ring's size in bytes. */
+uint64_t journal_ring_size(const struct journal *j);
+/* Bytes ever appended (grows monotonically). */
+uint64_t journal_appended(const struct journal *j);
+
 /* Bytes in use by records (written or prepared). */
 uint64_t journal_used(const struct journal *j);
 /* Bytes of records newer than @durable_seq (not yet in objects). */

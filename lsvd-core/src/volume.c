@@ -26,6 +26,7 @@
  * reclaim can tell which record an entry came from (see reclaim_record()).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -87,6 +88,8 @@ struct lsvd_volume {
     struct workers *readers;
     int failed;                 /* journal thread: sticky write error */
     int close_ret;              /* set by the journal thread on STOP */
+    char *jmpath;               /* journal map checkpoint file */
+    uint64_t jmap_ckpt_at;      /* journal_appended() at the last one */
 
     /* the round being prepared: journal thread only */
     struct rec_slot slots[ROUND_MAX * 2];
@@ -99,11 +102,23 @@ struct lsvd_volume {
 };
 /* ---- paths ---------------------------------------------------------------- */
 
-static char *journal_path(const struct lsvd_config *cfg, const char *name)
+static char *cache_file(const struct lsvd_config *cfg, const char *name,
+                        const char *ext)
 {
-    g_autofree char *leaf = g_strdup_printf("%s.journal", name);
+    g_autofree char *leaf = g_strdup_printf("%s.%s", name, ext);
 
     return g_build_filename(cfg->cache_dir, leaf, NULL);
+}
+
+static char *journal_path(const struct lsvd_config *cfg, const char *name)
+{
+    return cache_file(cfg, name, "journal");
+}
+
+/* The journal map checkpoint beside the journal. */
+static char *jmap_path(const struct lsvd_config *cfg, const char *name)
+{
+    return cache_file(cfg, name, "jmap");
 }
 
 bool lsvd_name_valid(const char *name)
@@ -285,6 +300,100 @@ static void update_stats(struct lsvd_volume *v)
     g_mutex_unlock(&v->lock);
 }
 
+struct mapcollect {
+    GArray *map;
+};
+
+static int collect_map(void *arg, uint64_t lba, uint64_t len,
+                       bool mapped G_GNUC_UNUSED, uint64_t loc)
+{
+    struct jmap_map m = { lba, len, loc };
+
+    g_array_append_val(((struct mapcollect *)arg)->map, m);
+    return 0;
+}
+
+/*
+ * Write the journal map checkpoint: the records in the ring and the journal
+ * map, so that the next open reads neither from the ring.  Only when every
+ * record is in an object (the next open checks that with the object log),
+ * and only this thread changes the journal map.  Written to a new file that
+ * is renamed over the old one; a failure only costs the next open a full
+ * replay.
+ */
+static void write_jmap_ckpt(struct lsvd_volume *v)
+{
+    struct jmap_ckpt c = { 0 };
+    struct mapcollect mc;
+    g_autofree char *tmp = g_strdup_printf("%s.tmp", v->jmpath);
+    g_autofree char *dir = g_path_get_dirname(v->jmpath);
+    g_autofree uint8_t *buf = NULL;
+    size_t len;
+    int fd, ok;
+
+    journal_export(v->jnl, &c);
+    memcpy(c.uuid, v->sb.uuid, LSVD_UUID_LEN);
+    mc.map = g_array_new(FALSE, FALSE, sizeof(struct jmap_map));
+    g_rw_lock_reader_lock(&v->jmap_lock);
+    extmap_foreach(v->jmap, collect_map, &mc);
+    g_rw_lock_reader_unlock(&v->jmap_lock);
+    c.n_map = mc.map->len;
+    c.map = (struct jmap_map *)g_array_free(mc.map, FALSE);
+    buf = jmap_ckpt_encode(&c, &len);
+    jmap_ckpt_free(&c);
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    ok = ok && rename(tmp, v->jmpath) == 0;
+    if (ok) {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        v->jmap_ckpt_at = journal_appended(v->jnl);
+    } else {
+        unlink(tmp);
+        lsvd_log(LSVD_LOG_WARNING, "volume '%s': cannot write %s: %s",
+                 v->name, v->jmpath, g_strerror(errno));
+    }
+}
+
+/*
+ * At open: take the records and the journal map from the checkpoint
+ * instead of reading them from the ring, if it still fits: same volume,
+ * same journal superblock (so none of its records has been overwritten),
+ * and every record it covers is in an object.  Anything else: ignore it.
+ */
+static void load_jmap_ckpt(struct lsvd_volume *v, uint64_t max_jseq)
+{
+    g_autofree uint8_t *data = NULL;
+    struct jmap_ckpt c;
+    gsize len;
+
+    if (!g_file_get_contents(v->jmpath, (gchar **)&data, &len, NULL)) {
+        return;
+    }
+    if (jmap_ckpt_parse(data, len, &c) < 0) {
+        lsvd_log(LSVD_LOG_WARNING, "volume '%s': ignoring %s: malformed",
+                 v->name, v->jmpath);
+        return;
+    }
+    if (memcmp(c.uuid, v->sb.uuid, LSVD_UUID_LEN) == 0 &&
+        c.upto_seq <= max_jseq && journal_resume(v->jnl, &c) == 0) {
+        for (uint64_t i = 0; i < c.n_map; i++) {
+            extmap_update(v->jmap, c.map[i].lba, c.map[i].len, c.map[i].loc);
+        }
+        lsvd_log(LSVD_LOG_INFO, "volume '%s': journal map from %s (%" PRIu64
+                 " records, %" PRIu64 " extents)", v->name, v->jmpath,
+                 c.n_recs, c.n_map);
+    }
+    jmap_ckpt_free(&c);
+}
+
 /* Write the prepared round, then apply and complete its records in
  * sequence order. */
 static void run_round(struct lsvd_volume *v)
@@ -344,6 +453,14 @@ static void run_round(struct lsvd_volume *v)
             lsvd_log(LSVD_LOG_ERROR, "volume '%s': %s", v->name,
                      g_strerror(-ret));
         }
+    }
+    /* a quiet moment with everything in objects, after a quarter of the
+     * ring: checkpoint the journal map */
+    if (!v->failed && objlog_batch_empty(v->ol) &&
+        objlog_durable_jseq(v->ol) >= journal_last_data_seq(v->jnl) &&
+        journal_appended(v->jnl) - v->jmap_ckpt_at >=
+        journal_ring_size(v->jnl) / 4) {
+        write_jmap_ckpt(v);
     }
     update_stats(v);
 }
@@ -461,6 +578,9 @@ static gpointer journal_thread(gpointer arg)
                     v->close_ret = objlog_seal(v->ol);
                     if (v->close_ret == 0) {
                         v->close_ret = objlog_drain(v->ol);
+                    }
+                    if (v->close_ret == 0) {
+                        write_jmap_ckpt(v);
                     }
                 }
                 g_free(r);
@@ -751,6 +871,7 @@ static void volume_free(struct lsvd_volume *v)
     }
     g_rw_lock_clear(&v->jmap_lock);
     g_mutex_clear(&v->lock);
+    g_free(v->jmpath);
     g_free(v->name);
     g_free(v);
 }
@@ -805,6 +926,8 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
+    v->jmpath = jmap_path(cfg, name);
+    load_jmap_ckpt(v, max_jseq);
     rc = (struct replay_ctx){ v, max_jseq };
     ret = journal_replay(v->jnl, max_jseq, replay_record, &rc, &reset);
     if (ret < 0) {
@@ -950,6 +1073,10 @@ int lsvd_create(const struct lsvd_config *cfg, const char *name,
                         jpath, g_strerror(errno));
         goto out;
     }
+    {
+        g_autofree char *jm = jmap_path(cfg, name);
+        unlink(jm);         /* its UUID would not match anyway */
+    }
 
     ret = lsvd_uuid_generate(sb.uuid);
     if (ret < 0) {
@@ -1013,6 +1140,9 @@ int lsvd_remove(const struct lsvd_config *cfg, const char *name,
         goto out;
     }
     if (jnl) {
+        g_autofree char *jm = jmap_path(cfg, name);
+
+        unlink(jm);
         unlink(jpath);
     }
 out:

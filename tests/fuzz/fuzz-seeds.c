@@ -207,8 +207,43 @@ static void seed_ckpt(void)
     g_free(b);
 }
 
+static void seed_jmap(void)
+{
+    struct jmap_rec recs[3] = {
+        { .seq = 10, .off = 4096, .len = 8192, .type = REC_TYPE_WRITE,
+          .n_extents = 1 },
+        { .seq = 11, .off = 12288, .len = 4096, .type = REC_TYPE_ZERO,
+          .n_extents = 2 },
+        { .seq = 12, .off = 16384, .len = 4096, .type = REC_TYPE_FENCE },
+    };
+    struct rec_extent exts[3] = {
+        { .lba = 0, .sectors = 8 }, { .lba = 100, .sectors = 50 },
+        { .lba = 400, .sectors = 1 },
+    };
+    struct jmap_map map[2] = {
+        { .lba = 0, .len = 8, .loc = 16 },
+        { .lba = 100, .len = 50, .loc = (1ULL << 63) | (24ULL << 24) },
+    };
+    struct jmap_ckpt c = {
+        .sb_start_seq = 10, .sb_tail_off = 4096, .next_seq = 1000,
+        .next_off = 20480, .upto_seq = 11, .n_recs = 3, .n_exts = 3,
+        .n_map = 2, .recs = recs, .exts = exts, .map = map,
+    };
+    uint8_t *b;
+    size_t len;
+
+    b = jmap_ckpt_encode(&c, &len);
+    put("jmap", b, len);
+    g_free(b);
+    c.n_recs = c.n_exts = c.n_map = 0;
+    b = jmap_ckpt_encode(&c, &len);
+    put("jmap", b, len);
+    g_free(b);
+}
+
 static void seed_all(void)
 {
+    seed_jmap();
     seed_super();
     seed_ckpt();
     seed_obj_header();

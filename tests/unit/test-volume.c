@@ -1827,6 +1827,52 @@ static void test_interrupted_journal_creation(struct fix *f,
     }
 }
 
+/* ---- journal map checkpoints --------------------------------------------- */
+
+/*
+ * A clean close writes CACHE/VOL.jmap, and the next open takes the ring's
+ * records from it; a crash after that open replays the ring from where the
+ * checkpoint ends.  A corrupted or stale checkpoint is ignored.
+ */
+static void test_jmap_checkpoint(struct fix *f,
+                                 gconstpointer data G_GNUC_UNUSED)
+{
+    const unsigned n = 400;
+    g_autofree struct op *ops = make_ops(31, 2 * n, MODEL_SECTORS, 64, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    g_autofree char *jm = g_build_filename(f->cache, "jc.jmap", NULL);
+    struct crash_arg a = { .vol = "jc", .ops = ops, .from = n, .to = 2 * n };
+    struct lsvd_volume *v;
+
+    vol_create(f, "jc", MODEL_SIZE);
+    v = vol_open(f, "jc", 0);
+    g_assert_cmpint(apply_ops(v, ops, 0, n), ==, 0);
+    model_apply(model, ops, 0, n);
+    vol_close(v);
+    g_assert_true(g_file_test(jm, G_FILE_TEST_EXISTS));
+
+    v = vol_open(f, "jc", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+
+    /* open from the checkpoint, write more, crash: checkpoint + replay */
+    run_child(f, crash_child, &a);
+    model_apply(model, ops, n, 2 * n);
+    v = vol_open(f, "jc", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+
+    /* a corrupted checkpoint is ignored: the ring is read instead */
+    flip_byte(jm, 40, 0x01);
+    v = vol_open(f, "jc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    rm_rf(f->cache);
+    v = vol_open(f, "jc", 0);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
 /* ---- object map checkpoints ---------------------------------------------- */
 
 /* The sequence numbers of @vol's checkpoint objects, ascending. */
@@ -2142,6 +2188,7 @@ int main(int argc, char **argv)
         { "/volume/list-remove", test_list_remove },
         { "/volume/stranded-objects", test_stranded_objects },
         { "/volume/checkpoints", test_checkpoints },
+        { "/volume/crash/jmap-checkpoint", test_jmap_checkpoint },
         { "/volume/crash/interrupted-journal-creation",
           test_interrupted_journal_creation },
     };
