@@ -161,15 +161,9 @@ static void objinfo_free(gpointer p)
     }
 }
 
-/* Record object @h in the object map and the object table (takes the map
- * lock), and count it (the caller holds ol->lock or is alone). */
-static void add_object(struct objlog *ol, struct obj_header *h)
+/* Take @h's chunk table, and index where each chunk is stored. */
+static void objinfo_take_chunks(struct objinfo *o, struct obj_header *h)
 {
-    struct objinfo *o = g_new0(struct objinfo, 1);
-
-    o->hdr_len = h->hdr_len;
-    o->data_len = h->data_len;
-    o->loaded = 1;
     o->n_chunks = h->n_chunks;
     o->chunks = h->chunks;
     h->chunks = NULL;
@@ -178,6 +172,18 @@ static void add_object(struct objlog *ol, struct obj_header *h)
     for (uint32_t i = 0; i < o->n_chunks; i++) {
         o->soff[i + 1] = o->soff[i] + o->chunks[i].stored_len;
     }
+}
+
+/* Record object @h in the object map and the object table (takes the map
+ * lock), and count it (the caller holds ol->lock or is alone). */
+static void add_object(struct objlog *ol, struct obj_header *h)
+{
+    struct objinfo *o = g_new0(struct objinfo, 1);
+
+    o->hdr_len = h->hdr_len;
+    o->data_len = h->data_len;
+    objinfo_take_chunks(o, h);
+    o->loaded = 1;
 
     g_rw_lock_writer_lock(&ol->map_lock);
     for (uint32_t i = 0; i < h->n_extents; i++) {
@@ -889,14 +895,7 @@ static int ensure_chunks(struct objlog *ol, uint64_t seq, struct objinfo *o)
                      "length differs from the checkpoint's", seq, ol->vol);
             ret = -EIO;
         } else if (ret == 0) {
-            o->n_chunks = h.n_chunks;
-            o->chunks = h.chunks;
-            h.chunks = NULL;
-            o->soff = g_new(uint64_t, o->n_chunks + 1);
-            o->soff[0] = 0;
-            for (uint32_t i = 0; i < o->n_chunks; i++) {
-                o->soff[i + 1] = o->soff[i] + o->chunks[i].stored_len;
-            }
+            objinfo_take_chunks(o, &h);
             g_atomic_int_set(&o->loaded, 1);
         }
         if (ret == 0) {
