@@ -438,6 +438,7 @@ void jnl_super_encode(const struct jnl_super *js, uint8_t b[JNL_BLOCK])
     put_le64(b + 40, js->data_start);
     put_le64(b + 48, js->size);
     put_le64(b + 56, js->tail_off);
+    put_le64(b + 64, js->gen);
     put_le32(b + JNL_CRC_OFF, crc_skipping(b, JNL_BLOCK, JNL_CRC_OFF));
 }
 
@@ -457,7 +458,8 @@ int jnl_super_parse(const uint8_t *b, size_t len, struct jnl_super *js)
     js->data_start = get_le64(b + 40);
     js->size = get_le64(b + 48);
     js->tail_off = get_le64(b + 56);
-    if (get_le32(b + 12) != JNL_BLOCK || js->data_start < JNL_BLOCK ||
+    js->gen = get_le64(b + 64);
+    if (get_le32(b + 12) != JNL_BLOCK || js->data_start < 2 * JNL_BLOCK ||
         js->data_start % JNL_BLOCK || js->size % JNL_BLOCK ||
         js->size <= js->data_start || js->tail_off < js->data_start ||
         js->tail_off >= js->size || js->tail_off % JNL_BLOCK) {

@@ -159,6 +159,7 @@ int obj_type(const uint8_t *buf, size_t len);
 #define REC_TYPE_FENCE 4            /* the next record has seq next_seq */
 
 struct jnl_super {
+    uint64_t gen;                   /* which of the two copies is newer */
     uint8_t uuid[LSVD_UUID_LEN];
     uint64_t start_seq;             /* seq of the record at tail_off */
     uint64_t tail_off;              /* where replay starts */

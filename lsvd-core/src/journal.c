@@ -31,7 +31,8 @@ struct journal {
     char *path;
     bool rdonly;
     uint8_t uuid[LSVD_UUID_LEN];
-    struct jnl_super sb;    /* as on disk */
+    struct jnl_super sb;    /* the newer copy, as on disk */
+    struct jnl_super copy[2];   /* blocks 0 and 1, as on disk */
 
     uint64_t head;          /* byte offset of the next record */
     uint64_t next_seq;
@@ -39,6 +40,7 @@ struct journal {
     uint64_t total;         /* bytes ever appended (struct jrec.cum) */
     uint64_t last_data_seq; /* newest WRITE or ZERO record */
     bool resumed;           /* records taken from a map checkpoint */
+    bool copy_damaged;      /* a superblock copy needs rewriting */
 
     /* the records in the ring, oldest first: a circular array */
     struct jrec *recs;
@@ -105,17 +107,36 @@ static uint8_t *alloc_aligned(size_t len)
     return p;
 }
 
-/* Write the superblock and make it durable. */
-static int write_super(struct journal *j)
+/*
+ * The superblock has two copies, in blocks 0 and 1, each with a generation
+ * number; the newer whole one is the superblock.  Each copy is moved (to
+ * the oldest live record) before the ring overwrites the record it names,
+ * so both always name an intact record: a write torn by a crash, or a copy
+ * damaged later, leaves the other one usable.
+ */
+static int write_slot(struct journal *j, int slot)
 {
     int ret;
 
+    j->sb.gen = MAX(j->copy[0].gen, j->copy[1].gen) + 1;
     jnl_super_encode(&j->sb, j->sbbuf);
-    ret = pwrite_all(j->fd, j->sbbuf, JNL_BLOCK, 0);
+    ret = pwrite_all(j->fd, j->sbbuf, JNL_BLOCK, slot * JNL_BLOCK);
     if (ret == 0 && fdatasync(j->fd) < 0) {
         ret = -errno;
     }
+    if (ret == 0) {
+        j->copy[slot] = j->sb;
+    }
     return ret;
+}
+
+/* Write both copies, older first. */
+static int write_super(struct journal *j)
+{
+    int older = j->copy[0].gen <= j->copy[1].gen ? 0 : 1;
+    int ret = write_slot(j, older);
+
+    return ret < 0 ? ret : write_slot(j, !older);
 }
 
 /* ---- the record ring --------------------------------------------------- */
@@ -175,6 +196,38 @@ static void rec_free(struct jrec *r)
 
 /* ---- open and close ---------------------------------------------------- */
 
+/* Read both copies of the superblock and take the newer whole one. */
+static int read_super(struct journal *j)
+{
+    uint8_t *b = g_malloc(2 * JNL_BLOCK);
+    struct jnl_super copy[2];
+    int ret[2];
+
+    if (pread_all(j->rfd, b, JNL_BLOCK, 0) < 0) {
+        g_free(b);
+        return -EINVAL;
+    }
+    ret[0] = jnl_super_parse(b, JNL_BLOCK, &copy[0]);
+    ret[1] = pread_all(j->rfd, b + JNL_BLOCK, JNL_BLOCK, JNL_BLOCK) < 0 ?
+             -EINVAL : jnl_super_parse(b + JNL_BLOCK, JNL_BLOCK, &copy[1]);
+    g_free(b);
+    if (ret[0] < 0 && ret[1] < 0) {
+        return ret[0];
+    }
+    if (ret[0] < 0 || ret[1] < 0) {
+        lsvd_log(LSVD_LOG_WARNING, "journal %s: superblock copy %d is "
+                 "damaged (%s); using the other", j->path, ret[0] < 0 ? 0 : 1,
+                 g_strerror(-(ret[0] < 0 ? ret[0] : ret[1])));
+    }
+    j->sb = ret[1] < 0 || (ret[0] == 0 && copy[0].gen > copy[1].gen) ?
+            copy[0] : copy[1];
+    /* a damaged copy counts as the newer one's twin until rewritten */
+    j->copy[0] = ret[0] < 0 ? j->sb : copy[0];
+    j->copy[1] = ret[1] < 0 ? j->sb : copy[1];
+    j->copy_damaged = ret[0] < 0 || ret[1] < 0;
+    return 0;
+}
+
 /* True for a journal file that is empty or whose superblock block is all
  * zeros: a creation that did not get as far as the superblock. */
 static bool never_written(int fd, off_t size)
@@ -204,7 +257,6 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                  struct lsvd_err *err)
 {
     struct journal *j = g_new0(struct journal, 1);
-    uint8_t *b = NULL;
     struct stat st;
     int ret;
 
@@ -271,8 +323,9 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
         }
         memcpy(j->sb.uuid, uuid, LSVD_UUID_LEN);
         j->sb.start_seq = 1;
-        j->sb.data_start = JNL_BLOCK;
-        j->sb.tail_off = JNL_BLOCK;
+        j->sb.data_start = 2 * JNL_BLOCK;     /* after both copies */
+        j->sb.tail_off = 2 * JNL_BLOCK;
+        j->sb.gen = 0;
         j->sb.size = size;
         if (ret == 0) {
             ret = write_super(j);
@@ -283,12 +336,7 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
             goto fail;
         }
     } else {
-        b = g_malloc(JNL_BLOCK);
-        ret = pread_all(j->rfd, b, JNL_BLOCK, 0);
-        if (ret == 0) {
-            ret = jnl_super_parse(b, JNL_BLOCK, &j->sb);
-        }
-        g_free(b);
+        ret = read_super(j);
         if (ret < 0) {
             lsvd_fail(err, -EIO, "journal %s: bad superblock (%s)", path,
                       ret == -EIO ? "CRC mismatch" :
@@ -304,6 +352,15 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
         if ((uint64_t)st.st_size < j->sb.size) {
             ret = lsvd_fail(err, -EIO, "journal %s is shorter than its "
                             "superblock says", path);
+            goto fail;
+        }
+    }
+    if (j->copy_damaged && !rdonly) {
+        /* both copies whole again before the ring moves on */
+        ret = write_super(j);
+        if (ret < 0) {
+            lsvd_fail(err, ret, "cannot write journal %s: %s", path,
+                      g_strerror(-ret));
             goto fail;
         }
     }
@@ -593,28 +650,35 @@ static uint8_t *round_append(struct journal *j, uint64_t off, size_t len)
 }
 
 /*
- * Before the ring overwrites [off, off+len): if that holds the record the
- * superblock names as the start of replay, and that record has been
- * reclaimed, move the superblock to the oldest live record (or to @first,
- * the record about to be written, when none is live).
+ * Before the ring overwrites [off, off+len): if that holds the record a
+ * superblock copy names as the start of replay, move that copy to the
+ * oldest live record (or to @first, the record about to be written, when
+ * none is live).
  */
 static int guard_super(struct journal *j, uint64_t off, uint64_t len,
                        uint64_t first_off, uint64_t first_seq)
 {
-    if (j->sb.tail_off < off || j->sb.tail_off >= off + len) {
-        return 0;
-    }
     if (j->rec_count > 0) {
         struct jrec *oldest = rec_at(j, 0);
-        if (oldest->off == j->sb.tail_off && oldest->seq == j->sb.start_seq) {
-            return 0;       /* still live: cannot happen, space is free */
-        }
         first_off = oldest->off;
         first_seq = oldest->seq;
     }
-    j->sb.tail_off = first_off;
-    j->sb.start_seq = first_seq;
-    return write_super(j);
+    for (int slot = 0; slot < 2; slot++) {
+        const struct jnl_super *c = &j->copy[slot];
+        int ret;
+
+        if (c->tail_off < off || c->tail_off >= off + len ||
+            (c->tail_off == first_off && c->start_seq == first_seq)) {
+            continue;
+        }
+        j->sb.tail_off = first_off;
+        j->sb.start_seq = first_seq;
+        ret = write_slot(j, slot);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
 }
 
 /* Is there room for a record of @size bytes, after a PAD of @pad bytes? */

@@ -112,8 +112,9 @@ static void seed_obj_header(void)
 
 static void seed_journal(void)
 {
-    struct jnl_super js = { .start_seq = 1, .data_start = JNL_BLOCK,
-                            .size = 64 << 20 };
+    struct jnl_super js = { .start_seq = 1, .data_start = 2 * JNL_BLOCK,
+                            .tail_off = 2 * JNL_BLOCK, .size = 64 << 20,
+                            .gen = 3 };
     g_autofree uint8_t *b = g_malloc0(JNL_BLOCK + 2 * JNL_BLOCK);
     struct rec_header r = { .type = REC_TYPE_WRITE, .seq = 5 };
     struct iovec iov = { b + JNL_BLOCK, 2 * JNL_BLOCK };

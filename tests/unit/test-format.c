@@ -637,14 +637,20 @@ static void test_jnl_super(void)
     in.data_start = 4096 + 512;
     jnl_super_encode(&in, b);
     g_assert_cmpint(jnl_super_parse(b, JNL_BLOCK, &out), ==, -EINVAL);
-    in.data_start = 4096;
-    in.size = 2048;
+    in.data_start = 8192;
+    in.size = 4096;
     jnl_super_encode(&in, b);
     g_assert_cmpint(jnl_super_parse(b, JNL_BLOCK, &out), ==, -EINVAL);
-    in.size = 8192;
-    in.tail_off = 4096;
+    in.data_start = 4096;           /* over the second superblock copy */
+    in.size = 12288;
+    in.tail_off = 8192;
+    jnl_super_encode(&in, b);
+    g_assert_cmpint(jnl_super_parse(b, JNL_BLOCK, &out), ==, -EINVAL);
+    in.data_start = 8192;
+    in.gen = 12345;
     jnl_super_encode(&in, b);
     g_assert_cmpint(jnl_super_parse(b, JNL_BLOCK, &out), ==, 0);
+    g_assert_cmpuint(out.gen, ==, 12345);
     put_le32(b + OFF_LEN, 512);     /* block size */
     reseal(b, JNL_BLOCK, JNL_OFF_CRC);
     g_assert_cmpint(jnl_super_parse(b, JNL_BLOCK, &out), ==, -EINVAL);

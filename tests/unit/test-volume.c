@@ -242,8 +242,8 @@ static void zero_from(const char *path, uint64_t off, uint64_t end)
 }
 
 /* Where the first write's record lies in a fresh volume's journal: after
- * the superblock and the FENCE record of the first open. */
-#define JNL_FIRST (2 * JNL_BLOCK)
+ * the two superblock copies and the FENCE record of the first open. */
+#define JNL_FIRST (3 * JNL_BLOCK)
 
 /*
  * Journal sequence number of write 0 of a fresh volume's first session,
@@ -257,8 +257,9 @@ static uint64_t journal_base(struct fix *f, const char *vol)
     g_autofree uint8_t *data = read_file(jpath, &len);
     struct rec_header r;
 
-    g_assert_cmpuint(len, >=, 2 * JNL_BLOCK);
-    g_assert_cmpint(rec_header_parse(data + JNL_BLOCK, JNL_BLOCK, &r), ==, 0);
+    g_assert_cmpuint(len, >=, JNL_FIRST);
+    g_assert_cmpint(rec_header_parse(data + JNL_FIRST - JNL_BLOCK, JNL_BLOCK,
+                                     &r), ==, 0);
     return (r.type == REC_TYPE_FENCE ? r.next_seq : r.seq) - 1;
 }
 
@@ -1228,7 +1229,25 @@ static void test_journal_wrap_crash(struct fix *f,
     v = vol_open(f, "w", LSVD_OPEN_RDONLY);
     check_model(v, model, MODEL_SECTORS);
     vol_close(v);
-    v = vol_open(f, "w", 0);
+
+    /* the ring went round: both superblock copies moved; damage the newer
+     * one (a torn write, or rot): the other still names an intact record */
+    {
+        size_t len;
+        g_autofree uint8_t *data = read_file(jpath, &len);
+        struct jnl_super c0, c1;
+
+        g_assert_cmpint(jnl_super_parse(data, JNL_BLOCK, &c0), ==, 0);
+        g_assert_cmpint(jnl_super_parse(data + JNL_BLOCK, JNL_BLOCK, &c1),
+                        ==, 0);
+        g_assert_cmpuint(c0.gen, !=, c1.gen);
+        g_assert_cmpuint(MAX(c0.gen, c1.gen), >, 2);
+        flip_byte(jpath, (c0.gen > c1.gen ? 0 : JNL_BLOCK) + 50, 0x08);
+    }
+    v = vol_open(f, "w", LSVD_OPEN_RDONLY);
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    v = vol_open(f, "w", 0);            /* rewrites the damaged copy */
     check_model(v, model, MODEL_SECTORS);
     vol_close(v);
     rm_rf(f->cache);
@@ -1561,7 +1580,8 @@ static void test_corrupt_journal_super(struct fix *f,
 
     vol_create(f, "js", MODEL_SIZE);
     run_child(f, one_write_child, &w);
-    flip_byte(jpath, 40, 0x01);                 /* data_start */
+    flip_byte(jpath, 40, 0x01);                 /* data_start, copy 0 */
+    flip_byte(jpath, JNL_BLOCK + 40, 0x01);     /* and copy 1 */
 
     msg = vol_open_fails(f, "js", 0, -EIO);
     g_assert_nonnull(strstr(msg, "js.journal"));
