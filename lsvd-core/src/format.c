@@ -243,9 +243,12 @@ int obj_header_parse(const uint8_t *b, size_t len, struct obj_header *h)
         e->sectors = get_le32(p + 8);
         e->flags = get_le32(p + 12);
         e->off = get_le64(p + 16);
+        /* sorted by LBA and not overlapping, as written */
         if (e->sectors == 0 || (e->flags & ~OBJ_EXT_ZERO) ||
             e->lba > h->vol_size / LSVD_SECTOR_SIZE ||
-            e->sectors > h->vol_size / LSVD_SECTOR_SIZE - e->lba) {
+            e->sectors > h->vol_size / LSVD_SECTOR_SIZE - e->lba ||
+            (i > 0 && e->lba < h->extents[i - 1].lba +
+                               h->extents[i - 1].sectors)) {
             return -EINVAL;
         }
         if (e->flags & OBJ_EXT_ZERO) {
