@@ -1204,9 +1204,10 @@ static void test_journal_older_than_objects(struct fix *f,
     vol_close(v);
 }
 
-/* Small writes with 16 MiB batches: the 64 MiB journal fills before the
- * batch and is reset, so old records with lower sequence numbers lie
- * behind the new ones when the crash comes. */
+/* Small writes with 16 MiB batches: the 64 MiB journal ring fills before
+ * the batch does, writes wait for the PUT, and the ring goes round, so old
+ * records with lower sequence numbers lie behind the new ones when the
+ * crash comes. */
 static void test_journal_wrap_crash(struct fix *f,
                                     gconstpointer data G_GNUC_UNUSED)
 {
