@@ -532,10 +532,10 @@ int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
     return 0;
 }
 
-bool objlog_batch_full(const struct objlog *ol)
+bool objlog_batch_full(const struct objlog *ol, unsigned times)
 {
-    return ol->cur->blen >= ol->batch_size ||
-           extmap_count(ol->cur->bmap) >= MAX_BATCH_EXTENTS;
+    return ol->cur->blen >= times * ol->batch_size ||
+           extmap_count(ol->cur->bmap) >= times * MAX_BATCH_EXTENTS;
 }
 
 bool objlog_batch_empty(const struct objlog *ol)
@@ -543,7 +543,7 @@ bool objlog_batch_empty(const struct objlog *ol)
     return extmap_count(ol->cur->bmap) == 0;
 }
 
-int objlog_seal(struct objlog *ol)
+int objlog_seal(struct objlog *ol, bool wait)
 {
     struct batch *b = ol->cur;
 
@@ -559,6 +559,10 @@ int objlog_seal(struct objlog *ol)
     g_mutex_lock(&ol->lock);
     /* bounded memory: at most put_depth batches in flight */
     while (g_queue_get_length(&ol->sealed) >= ol->put_depth && !ol->error) {
+        if (!wait) {
+            g_mutex_unlock(&ol->lock);
+            return -EAGAIN;
+        }
         g_cond_wait(&ol->cond, &ol->lock);
     }
     if (ol->error) {

@@ -85,13 +85,14 @@ void objlog_close(struct objlog *ol);
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
                      const struct iovec *iov, int iovcnt, size_t skip,
                      uint64_t jseq);
-/* True when the batch has reached the batch size. */
-bool objlog_batch_full(const struct objlog *ol);
+/* True when the batch has reached @times the batch size. */
+bool objlog_batch_full(const struct objlog *ol, unsigned times);
 bool objlog_batch_empty(const struct objlog *ol);
 
-/* Seal the batch and queue its PUT; waits while put_depth batches are in
- * flight.  Returns the sticky error, if a PUT failed for good. */
-int objlog_seal(struct objlog *ol);
+/* Seal the batch and queue its PUT.  While put_depth batches are in flight
+ * it waits, or with !@wait returns -EAGAIN (the batch keeps filling).
+ * Returns the sticky error, if a PUT failed for good. */
+int objlog_seal(struct objlog *ol, bool wait);
 
 /* Newest journal sequence number whose data is in applied objects. */
 uint64_t objlog_durable_jseq(struct objlog *ol);

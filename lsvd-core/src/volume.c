@@ -447,9 +447,14 @@ static void run_round(struct lsvd_volume *v)
     v->nslots = 0;
     v->nflushes = 0;
 
-    if (!v->failed && objlog_batch_full(v->ol)) {
-        ret = objlog_seal(v->ol);
-        if (ret < 0) {
+    if (!v->failed && objlog_batch_full(v->ol, 1)) {
+        /*
+         * While PUTs are slow, let the batch grow rather than hold up the
+         * journal (and every flush behind it); wait only once it is four
+         * batches big, to bound its memory.
+         */
+        ret = objlog_seal(v->ol, objlog_batch_full(v->ol, 4));
+        if (ret < 0 && ret != -EAGAIN) {
             lsvd_log(LSVD_LOG_ERROR, "volume '%s': %s", v->name,
                      g_strerror(-ret));
         }
@@ -482,7 +487,7 @@ static int make_space(struct lsvd_volume *v)
         return 0;
     }
     if (!objlog_batch_empty(v->ol)) {
-        ret = objlog_seal(v->ol);
+        ret = objlog_seal(v->ol, true);
         if (ret < 0) {
             return ret;
         }
@@ -575,7 +580,7 @@ static gpointer journal_thread(gpointer arg)
                 } else if (v->failed) {
                     v->close_ret = v->failed;
                 } else {
-                    v->close_ret = objlog_seal(v->ol);
+                    v->close_ret = objlog_seal(v->ol, true);
                     if (v->close_ret == 0) {
                         v->close_ret = objlog_drain(v->ol);
                     }
