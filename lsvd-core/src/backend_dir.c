@@ -32,48 +32,11 @@ static bool name_ok(const char *name)
            !strstr(name, "//");
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int ret = 0;
-
-    if (fd < 0) {
-        return -errno;
-    }
-    if (fsync(fd) < 0) {
-        ret = -errno;
-    }
-    close(fd);
-    return ret;
-}
-
-static int write_all(int fd, const struct iovec *iov, int iovcnt)
-{
-    for (int i = 0; i < iovcnt; i++) {
-        const char *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-
-        while (left > 0) {
-            ssize_t n = write(fd, p, left);
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return -errno;
-            }
-            p += n;
-            left -= n;
-        }
-    }
-    return 0;
-}
-
 static int dir_put(void *be, const char *name, const struct iovec *iov,
                    int iovcnt)
 {
     struct dir_store *s = be;
-    g_autofree char *path = NULL, *dir = NULL, *tmp = NULL;
-    int fd, ret;
+    g_autofree char *path = NULL, *dir = NULL;
 
     if (!name_ok(name)) {
         return -EINVAL;
@@ -83,25 +46,7 @@ static int dir_put(void *be, const char *name, const struct iovec *iov,
     if (g_mkdir_with_parents(dir, 0755) < 0) {
         return -errno;
     }
-    tmp = g_strdup_printf("%s/.tmp.%s.%08x", dir, strrchr(path, '/') + 1,
-                          g_random_int());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return -errno;
-    }
-    ret = write_all(fd, iov, iovcnt);
-    if (ret == 0 && fsync(fd) < 0) {
-        ret = -errno;
-    }
-    close(fd);
-    if (ret == 0 && rename(tmp, path) < 0) {
-        ret = -errno;
-    }
-    if (ret < 0) {
-        unlink(tmp);
-        return ret;
-    }
-    return fsync_dir(dir);
+    return lsvd_replace_file(path, iov, iovcnt, 0644);
 }
 
 static ssize_t dir_get_range(void *be, const char *name, uint64_t offset,
@@ -153,7 +98,7 @@ static int dir_del(void *be, const char *name)
         return -errno;
     }
     dir = g_path_get_dirname(path);
-    ret = fsync_dir(dir);
+    ret = lsvd_fsync_dir(dir);
     if (strcmp(dir, s->root) != 0) {
         rmdir(dir);     /* drops an emptied volume directory, else fails */
     }

@@ -4,8 +4,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <isa-l/crc.h>
@@ -82,6 +84,70 @@ void lsvd_uuid_format(const uint8_t u[LSVD_UUID_LEN], char out[37])
              "%02x%02x%02x%02x%02x%02x",
              u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
              u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int write_all(int fd, const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        const char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+
+        while (left > 0) {
+            ssize_t n = write(fd, p, left);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                return -errno;
+            }
+            p += n;
+            left -= n;
+        }
+    }
+    return 0;
+}
+
+int lsvd_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ret = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) < 0) {
+        ret = -errno;
+    }
+    close(fd);
+    return ret;
+}
+
+int lsvd_replace_file(const char *path, const struct iovec *iov, int iovcnt,
+                      int mode)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *tmp = g_strdup_printf("%s/.tmp.%s.%08x", dir, base,
+                                           g_random_int());
+    int fd, ret;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return -errno;
+    }
+    ret = write_all(fd, iov, iovcnt);
+    if (ret == 0 && fsync(fd) < 0) {
+        ret = -errno;
+    }
+    close(fd);
+    if (ret == 0 && rename(tmp, path) < 0) {
+        ret = -errno;
+    }
+    if (ret < 0) {
+        unlink(tmp);
+        return ret;
+    }
+    return lsvd_fsync_dir(dir);
 }
 
 struct workers {

@@ -60,6 +60,17 @@ static inline void iov_to_buf(const struct iovec *iov, int iovcnt,
 }
 
 /*
+ * Replace file @path with the bytes of @iov, atomically and durably: a
+ * hidden temporary file in the same directory is written and synced, then
+ * renamed over @path, and the directory is synced.  A reader sees the old
+ * contents or the new, never a mix.
+ */
+int lsvd_replace_file(const char *path, const struct iovec *iov, int iovcnt,
+                      int mode);
+/* Make a directory's entries (a new, renamed or removed file) durable. */
+int lsvd_fsync_dir(const char *dir);
+
+/*
  * A fixed set of worker threads taking items from one queue, in place of
  * GThreadPool, whose process-wide threads do not survive fork().
  * workers_stop() lets the threads finish the items queued before it, then

@@ -325,11 +325,10 @@ static void write_jmap_ckpt(struct lsvd_volume *v)
 {
     struct jmap_ckpt c = { 0 };
     struct mapcollect mc;
-    g_autofree char *tmp = g_strdup_printf("%s.tmp", v->jmpath);
-    g_autofree char *dir = g_path_get_dirname(v->jmpath);
     g_autofree uint8_t *buf = NULL;
+    struct iovec iov;
     size_t len;
-    int fd, ok;
+    int ret;
 
     journal_export(v->jnl, &c);
     memcpy(c.uuid, v->sb.uuid, LSVD_UUID_LEN);
@@ -342,23 +341,13 @@ static void write_jmap_ckpt(struct lsvd_volume *v)
     buf = jmap_ckpt_encode(&c, &len);
     jmap_ckpt_free(&c);
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len && fsync(fd) == 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    ok = ok && rename(tmp, v->jmpath) == 0;
-    if (ok) {
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
+    iov = (struct iovec){ buf, len };
+    ret = lsvd_replace_file(v->jmpath, &iov, 1, 0600);
+    if (ret == 0) {
         v->jmap_ckpt_at = journal_appended(v->jnl);
     } else {
-        unlink(tmp);
         lsvd_log(LSVD_LOG_WARNING, "volume '%s': cannot write %s: %s",
-                 v->name, v->jmpath, g_strerror(errno));
+                 v->name, v->jmpath, g_strerror(-ret));
     }
 }
 
