@@ -74,6 +74,16 @@ int lsvd_config_load(const char *path, struct lsvd_config **out,
                      struct lsvd_err *err);
 void lsvd_config_free(struct lsvd_config *cfg);
 
+/*
+ * Set S3 credentials, overriding the config file and the environment (for
+ * QEMU's key-secret=).  NULL leaves a field as it is.  -EINVAL unless the
+ * backend is s3://.  The strings are copied.
+ */
+int lsvd_config_set_credentials(struct lsvd_config *cfg,
+                                const char *access_key_id,
+                                const char *secret_access_key,
+                                const char *session_token);
+
 /* Where the configuration came from: a file path or "(defaults)". */
 const char *lsvd_config_source(const struct lsvd_config *cfg);
 /* The backend URL, e.g. "dir:///var/lib/lsvd/store". */

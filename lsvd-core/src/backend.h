@@ -20,6 +20,7 @@
 
 #include <glib.h>
 
+#include "config.h"
 #include "lsvd.h"
 
 struct backend_ops {
@@ -46,8 +47,15 @@ struct backend {
     void *be;
 };
 
-/* Open the backend named by a URL (dir:///path). */
-int backend_open(const char *url, struct backend *out, struct lsvd_err *err);
+/*
+ * Open the backend @cfg names: dir:///path, or s3://bucket[/prefix] with
+ * credentials from the config (or lsvd_config_set_credentials()), else
+ * from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+ * An S3 store is checked at open: an unreachable endpoint, wrong
+ * credentials or a missing bucket fail here, with one line in @err.
+ */
+int backend_open(const struct lsvd_config *cfg, struct backend *out,
+                 struct lsvd_err *err);
 
 static inline void backend_close(struct backend *b)
 {
@@ -60,5 +68,14 @@ static inline void backend_close(struct backend *b)
 /* The local directory store. */
 int backend_dir_open(const char *root, bool create, struct backend *out,
                      struct lsvd_err *err);
+
+/*
+ * The S3 store (backend_s3.c).  @c has its credentials resolved (access
+ * and secret key set).  Object "VOL/NAME" is key PREFIX + "VOL/NAME" in
+ * the bucket.  Checks the bucket is reachable with these credentials
+ * before it returns.
+ */
+int backend_s3_open(const struct s3_config *c, struct backend *out,
+                    struct lsvd_err *err);
 
 #endif /* LSVD_BACKEND_H */

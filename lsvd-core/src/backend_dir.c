@@ -209,13 +209,3 @@ int backend_dir_open(const char *root, bool create, struct backend *out,
     out->be = s;
     return 0;
 }
-
-int backend_open(const char *url, struct backend *out, struct lsvd_err *err)
-{
-    if (g_str_has_prefix(url, "dir://")) {
-        /* the directory is made on first use so that the embedded default
-         * works on a machine where nothing was set up */
-        return backend_dir_open(url + strlen("dir://"), true, out, err);
-    }
-    return lsvd_fail(err, -ENOTSUP, "unsupported backend URL '%s'", url);
-}

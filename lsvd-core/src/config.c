@@ -16,8 +16,23 @@
 
 static const char *const known_keys[][2] = {
     { "backend", "url" },
+    { "backend", "endpoint" },
+    { "backend", "region" },
+    { "backend", "access_key_id" },
+    { "backend", "secret_access_key" },
+    { "backend", "session_token" },
+    { "backend", "addressing" },
+    { "backend", "ca_file" },
+    { "backend", "verify_tls" },
+    { "backend", "connect_timeout" },
+    { "backend", "timeout" },
+    { "backend", "retry_time" },
+    { "backend", "max_requests" },
     { "cache", "dir" },
     { "cache", "size" },
+    { "cache", "read_size" },
+    { "cache", "read_block" },
+    { "cache", "prefetch" },
     { "log", "batch_size" },
     { "log", "checkpoint_objects" },
 };
@@ -119,9 +134,67 @@ static int get_size(GKeyFile *kf, const char *source, const char *group,
     return 0;
 }
 
-static int check_url(const char *source, const char *url,
+/*
+ * An S3 bucket name as AWS defines it: 3-63 characters of [a-z0-9.-],
+ * starting and ending with a letter or digit.
+ */
+static bool bucket_valid(const char *b)
+{
+    size_t n = strlen(b);
+
+    if (n < 3 || n > 63 || !g_ascii_isalnum(b[0]) ||
+        !g_ascii_isalnum(b[n - 1])) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(g_ascii_islower(b[i]) || g_ascii_isdigit(b[i]) ||
+              b[i] == '.' || b[i] == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* s3://BUCKET[/PREFIX]: the prefix is kept with one trailing '/'. */
+static int parse_s3_url(const char *source, const char *url,
+                        struct s3_config *s3, struct lsvd_err *err)
+{
+    const char *b = url + strlen("s3://");
+    const char *slash = strchr(b, '/');
+    g_autofree char *bucket = slash ? g_strndup(b, slash - b) : g_strdup(b);
+    g_autofree char *prefix = g_strdup(slash ? slash + 1 : "");
+    size_t plen;
+
+    if (!bucket_valid(bucket)) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] url = '%s': '%s' is not "
+                         "a valid bucket name (3-63 of a-z 0-9 . -)", source,
+                         url, bucket);
+    }
+    while ((plen = strlen(prefix)) > 0 && prefix[plen - 1] == '/') {
+        prefix[plen - 1] = '\0';
+    }
+    for (const char *p = prefix; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\' ||
+            (*p == '/' && p[1] == '/')) {
+            return lsvd_fail(err, -EINVAL, "%s: [backend] url = '%s': the "
+                             "prefix may not hold control characters, '\\' "
+                             "or '//'", source, url);
+        }
+    }
+    if (strlen(prefix) > 512) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] url: prefix too long",
+                         source);
+    }
+    s3->bucket = g_steal_pointer(&bucket);
+    s3->prefix = *prefix ? g_strconcat(prefix, "/", NULL) : g_strdup("");
+    return 0;
+}
+
+static int check_url(const char *source, struct lsvd_config *cfg,
                      struct lsvd_err *err)
 {
+    const char *url = cfg->backend_url;
+
     if (g_str_has_prefix(url, "dir://")) {
         if (url[6] != '/') {
             return lsvd_fail(err, -EINVAL,
@@ -131,13 +204,191 @@ static int check_url(const char *source, const char *url,
         return 0;
     }
     if (g_str_has_prefix(url, "s3://")) {
-        return lsvd_fail(err, -ENOTSUP,
-                         "%s: [backend] url = '%s': the s3:// backend is not "
-                         "built yet", source, url);
+        cfg->is_s3 = true;
+        return parse_s3_url(source, url, &cfg->s3, err);
     }
     return lsvd_fail(err, -EINVAL,
-                     "%s: [backend] url = '%s': expected dir:///path",
-                     source, url);
+                     "%s: [backend] url = '%s': expected dir:///path or "
+                     "s3://bucket[/prefix]", source, url);
+}
+
+/* An s3:// setting given with a dir:// URL is a mistake worth reporting. */
+static int check_s3_keys_unused(GKeyFile *kf, const char *source,
+                                struct lsvd_err *err)
+{
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, "backend", NULL, NULL);
+
+    for (char **k = keys; k && *k; k++) {
+        if (strcmp(*k, "url") != 0) {
+            return lsvd_fail(err, -EINVAL, "%s: [backend] %s is only for "
+                             "an s3:// url", source, *k);
+        }
+    }
+    return 0;
+}
+
+static int get_bool(GKeyFile *kf, const char *source, const char *group,
+                    const char *key, bool *out, struct lsvd_err *err)
+{
+    g_autofree char *v = get_str(kf, group, key);
+
+    if (!v) {
+        return 0;
+    }
+    if (!g_ascii_strcasecmp(v, "true") || !g_ascii_strcasecmp(v, "yes") ||
+        !strcmp(v, "1") || !g_ascii_strcasecmp(v, "on")) {
+        *out = true;
+    } else if (!g_ascii_strcasecmp(v, "false") ||
+               !g_ascii_strcasecmp(v, "no") || !strcmp(v, "0") ||
+               !g_ascii_strcasecmp(v, "off")) {
+        *out = false;
+    } else {
+        return lsvd_fail(err, -EINVAL, "%s: [%s] %s = '%s' is not true or "
+                         "false", source, group, key, v);
+    }
+    return 0;
+}
+
+/* A whole number in [lo, hi], scaled by @mult (seconds -> ms). */
+static int get_uint(GKeyFile *kf, const char *source, const char *group,
+                    const char *key, unsigned lo, unsigned hi, unsigned mult,
+                    unsigned *out, struct lsvd_err *err)
+{
+    g_autofree char *v = get_str(kf, group, key);
+    guint64 n;
+
+    if (!v) {
+        return 0;
+    }
+    if (!g_ascii_string_to_unsigned(v, 10, lo, hi, &n, NULL)) {
+        return lsvd_fail(err, -EINVAL, "%s: [%s] %s = '%s': expected a whole "
+                         "number from %u to %u", source, group, key, v, lo,
+                         hi);
+    }
+    *out = n * mult;
+    return 0;
+}
+
+/* Move string key @key of [backend] into *@dst if set. */
+static void take_str(GKeyFile *kf, const char *key, char **dst)
+{
+    char *v = get_str(kf, "backend", key);
+
+    if (v) {
+        g_free(*dst);
+        *dst = v;
+    }
+}
+
+static int parse_s3_keys(GKeyFile *kf, const char *source,
+                         struct s3_config *s3, struct lsvd_err *err)
+{
+    g_autofree char *addr = get_str(kf, "backend", "addressing");
+    int ret;
+
+    take_str(kf, "endpoint", &s3->endpoint);
+    take_str(kf, "region", &s3->region);
+    take_str(kf, "access_key_id", &s3->access_key);
+    take_str(kf, "secret_access_key", &s3->secret_key);
+    take_str(kf, "session_token", &s3->session_token);
+    take_str(kf, "ca_file", &s3->ca_file);
+    if (s3->endpoint && !g_str_has_prefix(s3->endpoint, "http://") &&
+        !g_str_has_prefix(s3->endpoint, "https://")) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] endpoint = '%s': "
+                         "expected http://HOST[:PORT] or https://...",
+                         source, s3->endpoint);
+    }
+    if (s3->endpoint) {
+        /* "http://host:port/" and "http://host:port" are the same */
+        size_t n = strlen(s3->endpoint);
+        while (n > 0 && s3->endpoint[n - 1] == '/') {
+            s3->endpoint[--n] = '\0';
+        }
+        if (strchr(strstr(s3->endpoint, "//") + 2, '/')) {
+            return lsvd_fail(err, -EINVAL, "%s: [backend] endpoint = '%s': "
+                             "no path allowed (put it in the url's prefix)",
+                             source, s3->endpoint);
+        }
+    }
+    if (!*s3->region || strpbrk(s3->region, " /\\\t")) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] region = '%s' is not "
+                         "a region name", source, s3->region);
+    }
+    if (addr) {
+        if (!strcmp(addr, "path")) {
+            s3->addressing = S3_ADDR_PATH;
+        } else if (!strcmp(addr, "virtual")) {
+            s3->addressing = S3_ADDR_VIRTUAL;
+        } else if (!strcmp(addr, "auto")) {
+            s3->addressing = S3_ADDR_AUTO;
+        } else {
+            return lsvd_fail(err, -EINVAL, "%s: [backend] addressing = '%s': "
+                             "expected path, virtual or auto", source, addr);
+        }
+    }
+    if (s3->addressing == S3_ADDR_VIRTUAL && strchr(s3->bucket, '.') &&
+        (!s3->endpoint || g_str_has_prefix(s3->endpoint, "https://"))) {
+        return lsvd_fail(err, -EINVAL, "%s: bucket '%s' has a '.', which "
+                         "breaks TLS with virtual-hosted addressing; use "
+                         "addressing = path", source, s3->bucket);
+    }
+    if (!!s3->access_key != !!s3->secret_key) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] access_key_id and "
+                         "secret_access_key go together", source);
+    }
+    ret = get_bool(kf, source, "backend", "verify_tls", &s3->verify_tls, err);
+    if (ret == 0) {
+        ret = get_uint(kf, source, "backend", "connect_timeout", 1, 600, 1000,
+                       &s3->connect_timeout_ms, err);
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "backend", "timeout", 1, 3600, 1000,
+                       &s3->timeout_ms, err);
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "backend", "retry_time", 0, 86400, 1000,
+                       &s3->retry_time_ms, err);
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "backend", "max_requests", 1, 256, 1,
+                       &s3->max_requests, err);
+    }
+    return ret;
+}
+
+static int parse_cache_keys(GKeyFile *kf, const char *source,
+                            struct lsvd_config *cfg, struct lsvd_err *err)
+{
+    uint64_t block = cfg->read_block, prefetch = cfg->prefetch;
+    int ret;
+
+    ret = get_size(kf, source, "cache", "read_size", &cfg->read_cache_size,
+                   err);
+    if (ret == 0) {
+        ret = get_size(kf, source, "cache", "read_block", &block, err);
+    }
+    if (ret == 0) {
+        ret = get_size(kf, source, "cache", "prefetch", &prefetch, err);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    if (block < LSVD_DEFAULT_READ_BLOCK || block > LSVD_MAX_READ_BLOCK ||
+        (block & (block - 1))) {
+        return lsvd_fail(err, -EINVAL, "%s: [cache] read_block must be a "
+                         "power of 2 from 64K to 1M", source);
+    }
+    if (prefetch > LSVD_MAX_PREFETCH) {
+        return lsvd_fail(err, -EINVAL, "%s: [cache] prefetch must be at most "
+                         "32M", source);
+    }
+    if (cfg->read_cache_size && cfg->read_cache_size < 16 * block) {
+        return lsvd_fail(err, -EINVAL, "%s: [cache] read_size must be 0 (no "
+                         "read cache) or at least 16 read blocks", source);
+    }
+    cfg->read_block = block;
+    cfg->prefetch = prefetch;
+    return 0;
 }
 
 static struct lsvd_config *config_defaults(const char *source)
@@ -150,6 +401,14 @@ static struct lsvd_config *config_defaults(const char *source)
     cfg->cache_size = LSVD_DEFAULT_CACHE_SIZE;
     cfg->batch_size = LSVD_DEFAULT_BATCH_SIZE;
     cfg->checkpoint_objects = LSVD_DEFAULT_CHECKPOINT_OBJECTS;
+    cfg->read_cache_size = LSVD_DEFAULT_READ_CACHE_SIZE;
+    cfg->read_block = LSVD_DEFAULT_READ_BLOCK;
+    cfg->s3.region = g_strdup("us-east-1");
+    cfg->s3.verify_tls = true;
+    cfg->s3.connect_timeout_ms = 10000;
+    cfg->s3.timeout_ms = 60000;
+    cfg->s3.retry_time_ms = 120000;
+    cfg->s3.max_requests = 16;
     return cfg;
 }
 
@@ -205,7 +464,14 @@ int config_parse(const char *data, size_t len, const char *source,
         cfg->checkpoint_objects = n;
     }
     if (ret == 0) {
-        ret = check_url(source, cfg->backend_url, err);
+        ret = parse_cache_keys(kf, source, cfg, err);
+    }
+    if (ret == 0) {
+        ret = check_url(source, cfg, err);
+    }
+    if (ret == 0) {
+        ret = cfg->is_s3 ? parse_s3_keys(kf, source, &cfg->s3, err) :
+                           check_s3_keys_unused(kf, source, err);
     }
     if (ret == 0 && cfg->cache_dir[0] != '/') {
         ret = lsvd_fail(err, -EINVAL,
@@ -268,7 +534,44 @@ void lsvd_config_free(struct lsvd_config *cfg)
     g_free(cfg->source);
     g_free(cfg->backend_url);
     g_free(cfg->cache_dir);
+    g_free(cfg->s3.bucket);
+    g_free(cfg->s3.prefix);
+    g_free(cfg->s3.endpoint);
+    g_free(cfg->s3.region);
+    g_free(cfg->s3.access_key);
+    if (cfg->s3.secret_key) {
+        explicit_bzero(cfg->s3.secret_key, strlen(cfg->s3.secret_key));
+    }
+    g_free(cfg->s3.secret_key);
+    if (cfg->s3.session_token) {
+        explicit_bzero(cfg->s3.session_token, strlen(cfg->s3.session_token));
+    }
+    g_free(cfg->s3.session_token);
+    g_free(cfg->s3.ca_file);
     g_free(cfg);
+}
+
+int lsvd_config_set_credentials(struct lsvd_config *cfg,
+                                const char *access_key_id,
+                                const char *secret_access_key,
+                                const char *session_token)
+{
+    if (!cfg->is_s3) {
+        return -EINVAL;
+    }
+    if (access_key_id) {
+        g_free(cfg->s3.access_key);
+        cfg->s3.access_key = g_strdup(access_key_id);
+    }
+    if (secret_access_key) {
+        g_free(cfg->s3.secret_key);
+        cfg->s3.secret_key = g_strdup(secret_access_key);
+    }
+    if (session_token) {
+        g_free(cfg->s3.session_token);
+        cfg->s3.session_token = g_strdup(session_token);
+    }
+    return 0;
 }
 
 const char *lsvd_config_source(const struct lsvd_config *cfg)

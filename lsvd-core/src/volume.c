@@ -892,7 +892,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     v->jmap = extmap_new();
 
     /* the stack: backend -> journal -> object log -> replay */
-    ret = backend_open(cfg->backend_url, &v->be, err);
+    ret = backend_open(cfg, &v->be, err);
     if (ret < 0) {
         goto fail;
     }
@@ -1041,7 +1041,7 @@ int lsvd_create(const struct lsvd_config *cfg, const char *name,
                          "non-zero multiple of %d bytes, at most 512 TiB",
                          size, LSVD_SECTOR_SIZE);
     }
-    ret = backend_open(cfg->backend_url, &be, err);
+    ret = backend_open(cfg, &be, err);
     if (ret < 0) {
         return ret;
     }
@@ -1103,7 +1103,7 @@ int lsvd_remove(const struct lsvd_config *cfg, const char *name,
     if (ret < 0) {
         return ret;
     }
-    ret = backend_open(cfg->backend_url, &be, err);
+    ret = backend_open(cfg, &be, err);
     if (ret < 0) {
         return ret;
     }
@@ -1154,7 +1154,7 @@ int lsvd_list(const struct lsvd_config *cfg, char ***out,
     GPtrArray *vols;
     int ret;
 
-    ret = backend_open(cfg->backend_url, &be, err);
+    ret = backend_open(cfg, &be, err);
     if (ret < 0) {
         return ret;
     }

@@ -23,7 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (!cfg || cfg->cache_dir[0] != '/' ||
-        strncmp(cfg->backend_url, "dir:///", 7) != 0 ||
+        (strncmp(cfg->backend_url, "dir:///", 7) != 0 &&
+         !(cfg->is_s3 && cfg->s3.bucket && cfg->s3.prefix &&
+           strlen(cfg->s3.bucket) >= 3 && cfg->s3.region)) ||
+        (cfg->is_s3 && cfg->s3.prefix[0] &&
+         cfg->s3.prefix[strlen(cfg->s3.prefix) - 1] != '/') ||
+        (cfg->read_block & (cfg->read_block - 1)) ||
         cfg->batch_size < LSVD_MIN_BATCH_SIZE ||
         cfg->batch_size > LSVD_MAX_BATCH_SIZE ||
         cfg->cache_size < LSVD_MIN_CACHE_SIZE ||

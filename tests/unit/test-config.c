@@ -136,8 +136,11 @@ static void test_inline_comments(void)
 static void test_unknown(void)
 {
     parse_fails("[cache]\nsize = 1G\nsiez = 2G\n", -EINVAL, "'siez'");
+    parse_fails("[backend]\nurl = dir:///x\nregoin = us-east-1\n", -EINVAL,
+                "'regoin'");
+    /* an s3:// setting with a dir:// url is a mistake, not ignored */
     parse_fails("[backend]\nurl = dir:///x\nregion = us-east-1\n", -EINVAL,
-                "'region'");
+                "region is only for an s3:// url");
     parse_fails("[cach]\ndir = /x\n", -EINVAL, "[cach]");
     parse_fails("[log]\nurl = dir:///x\n", -EINVAL, "'url'");
     /* the key named in the message is the unknown one */
@@ -179,12 +182,107 @@ static void test_urls_and_paths(void)
 {
     parse_fails("[cache]\ndir = relative/cache\n", -EINVAL, "relative/cache");
     parse_fails("[cache]\ndir = ~/cache\n", -EINVAL, "absolute");
-    parse_fails("[backend]\nurl = s3://bucket/prefix\n", -ENOTSUP, "s3://");
     parse_fails("[backend]\nurl = dir://relative/store\n", -EINVAL,
                 "absolute");
     parse_fails("[backend]\nurl = http://host/x\n", -EINVAL, "http://host/x");
     parse_fails("[backend]\nurl = /plain/path\n", -EINVAL, "dir:///");
     parse_fails("[backend]\nurl =\n", -EINVAL, "url");
+}
+
+static void test_s3(void)
+{
+    struct lsvd_err err;
+    struct lsvd_config *cfg;
+    int ret;
+
+    cfg = parse("[backend]\nurl = s3://my-bucket\n", &ret, &err);
+    g_assert_true(cfg->is_s3);
+    g_assert_cmpstr(cfg->s3.bucket, ==, "my-bucket");
+    g_assert_cmpstr(cfg->s3.prefix, ==, "");
+    g_assert_null(cfg->s3.endpoint);
+    g_assert_cmpstr(cfg->s3.region, ==, "us-east-1");
+    g_assert_true(cfg->s3.verify_tls);
+    g_assert_cmpint(cfg->s3.addressing, ==, S3_ADDR_AUTO);
+    g_assert_cmpuint(cfg->s3.max_requests, ==, 16);
+    g_assert_null(cfg->s3.access_key);
+    lsvd_config_free(cfg);
+
+    cfg = parse("[backend]\nurl = s3://b.1/vols/a//\n"
+                "endpoint = http://127.0.0.1:7480/  # rgw\n"
+                "region = eu-west-1\naccess_key_id = AK\n"
+                "secret_access_key = SK\nsession_token = TOK\n"
+                "addressing = path\nca_file = /etc/ca.pem\n"
+                "verify_tls = no\nconnect_timeout = 2\ntimeout = 30\n"
+                "retry_time = 0\nmax_requests = 4\n", &ret, &err);
+    g_assert_cmpint(ret, ==, 0);
+    g_assert_cmpstr(cfg->s3.bucket, ==, "b.1");
+    g_assert_cmpstr(cfg->s3.prefix, ==, "vols/a/");
+    g_assert_cmpstr(cfg->s3.endpoint, ==, "http://127.0.0.1:7480");
+    g_assert_cmpstr(cfg->s3.region, ==, "eu-west-1");
+    g_assert_cmpstr(cfg->s3.access_key, ==, "AK");
+    g_assert_cmpstr(cfg->s3.secret_key, ==, "SK");
+    g_assert_cmpstr(cfg->s3.session_token, ==, "TOK");
+    g_assert_cmpint(cfg->s3.addressing, ==, S3_ADDR_PATH);
+    g_assert_cmpstr(cfg->s3.ca_file, ==, "/etc/ca.pem");
+    g_assert_false(cfg->s3.verify_tls);
+    g_assert_cmpuint(cfg->s3.connect_timeout_ms, ==, 2000);
+    g_assert_cmpuint(cfg->s3.timeout_ms, ==, 30000);
+    g_assert_cmpuint(cfg->s3.retry_time_ms, ==, 0);
+    g_assert_cmpuint(cfg->s3.max_requests, ==, 4);
+    /* key-secret= and friends override the file */
+    g_assert_cmpint(lsvd_config_set_credentials(cfg, NULL, "SK2", NULL), ==,
+                    0);
+    g_assert_cmpstr(cfg->s3.access_key, ==, "AK");
+    g_assert_cmpstr(cfg->s3.secret_key, ==, "SK2");
+    lsvd_config_free(cfg);
+
+    parse_fails("[backend]\nurl = s3://\n", -EINVAL, "bucket name");
+    parse_fails("[backend]\nurl = s3://Upper\n", -EINVAL, "'Upper'");
+    parse_fails("[backend]\nurl = s3://ab\n", -EINVAL, "bucket name");
+    parse_fails("[backend]\nurl = s3://-bucket\n", -EINVAL, "bucket name");
+    parse_fails("[backend]\nurl = s3://bucket/a//b\n", -EINVAL, "'//'");
+    parse_fails("[backend]\nurl = s3://bucket\nendpoint = 127.0.0.1:80\n",
+                -EINVAL, "http://");
+    parse_fails("[backend]\nurl = s3://bucket\n"
+                "endpoint = http://h:80/path\n", -EINVAL, "no path");
+    parse_fails("[backend]\nurl = s3://bucket\naddressing = vhost\n",
+                -EINVAL, "'vhost'");
+    parse_fails("[backend]\nurl = s3://bucket\nverify_tls = maybe\n",
+                -EINVAL, "'maybe'");
+    parse_fails("[backend]\nurl = s3://bucket\ntimeout = 0\n", -EINVAL,
+                "timeout");
+    parse_fails("[backend]\nurl = s3://bucket\nmax_requests = 1000\n",
+                -EINVAL, "max_requests");
+    parse_fails("[backend]\nurl = s3://bucket\naccess_key_id = AK\n",
+                -EINVAL, "go together");
+    parse_fails("[backend]\nurl = s3://a.b.c\naddressing = virtual\n",
+                -EINVAL, "addressing = path");
+    parse_fails("[backend]\nurl = s3://bucket\nregion = \n", -EINVAL,
+                "region");
+}
+
+static void test_read_cache_keys(void)
+{
+    struct lsvd_err err;
+    struct lsvd_config *cfg;
+    int ret;
+
+    cfg = parse("", &ret, &err);
+    g_assert_cmpuint(cfg->read_cache_size, ==, 1ULL << 30);
+    g_assert_cmpuint(cfg->read_block, ==, 64 << 10);
+    g_assert_cmpuint(cfg->prefetch, ==, 0);
+    lsvd_config_free(cfg);
+    cfg = parse("[cache]\nread_size = 0\nread_block = 128K\n"
+                "prefetch = 1M\n", &ret, &err);
+    g_assert_cmpuint(cfg->read_cache_size, ==, 0);
+    g_assert_cmpuint(cfg->read_block, ==, 128 << 10);
+    g_assert_cmpuint(cfg->prefetch, ==, 1 << 20);
+    lsvd_config_free(cfg);
+    parse_fails("[cache]\nread_block = 96K\n", -EINVAL, "power of 2");
+    parse_fails("[cache]\nread_block = 32K\n", -EINVAL, "read_block");
+    parse_fails("[cache]\nread_block = 2M\n", -EINVAL, "read_block");
+    parse_fails("[cache]\nread_size = 512K\n", -EINVAL, "read_size");
+    parse_fails("[cache]\nprefetch = 64M\n", -EINVAL, "prefetch");
 }
 
 static void test_limits(void)
@@ -308,6 +406,8 @@ int main(int argc, char **argv)
     g_test_add_func("/config/bad-size", test_bad_size);
     g_test_add_func("/config/urls-and-paths", test_urls_and_paths);
     g_test_add_func("/config/limits", test_limits);
+    g_test_add_func("/config/s3", test_s3);
+    g_test_add_func("/config/read-cache", test_read_cache_keys);
     g_test_add_func("/config/load", test_load);
     return g_test_run();
 }
