@@ -23,6 +23,13 @@
 #include "config.h"
 #include "lsvd.h"
 
+struct backend_counters {
+    uint64_t put, put_bytes;
+    uint64_t get, get_bytes;
+    uint64_t head, del, list;
+    uint64_t retries, errors;
+};
+
 struct backend_ops {
     /* Store @iov as object @name, atomically: readers see all or nothing.
      * Durable when it returns 0. */
@@ -40,6 +47,10 @@ struct backend_ops {
     /* Size of object @name, or -ENOENT. */
     int (*head)(void *be, const char *name, uint64_t *size);
     void (*destroy)(void *be);
+    /* Requests made since open (may be NULL: all zero).  backend_open()
+     * stacks a layer that counts requests and bytes for every store; a
+     * store's own counters add what only it sees (retries). */
+    void (*counters)(void *be, struct backend_counters *out);
 };
 
 struct backend {
@@ -64,6 +75,9 @@ static inline void backend_close(struct backend *b)
         b->ops = NULL;
     }
 }
+
+/* Requests made through @b since it was opened (zero if it counts none). */
+void backend_counters(struct backend *b, struct backend_counters *out);
 
 /* The local directory store. */
 int backend_dir_open(const char *root, bool create, struct backend *out,
