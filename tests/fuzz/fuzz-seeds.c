@@ -242,8 +242,30 @@ static void seed_jmap(void)
     g_free(b);
 }
 
+static void seed_rcmap(void)
+{
+    struct rcmap_entry e[3] = {
+        { .seq = 1, .block = 0, .slot = 5, .len = 65536, .crc = 0x1234 },
+        { .seq = 1, .block = 1, .slot = 0, .len = 4096, .crc = 0x5678 },
+        { .seq = 0x42, .block = 7, .slot = 15, .len = 512, .crc = 1 },
+    };
+    struct rcmap m = { .uuid = { 7 }, .block_size = 65536, .n_slots = 16,
+                       .n_entries = 3, .entries = e };
+    uint8_t *b;
+    size_t len;
+
+    b = rcmap_encode(&m, &len);
+    put("rcmap", b, len);
+    g_free(b);
+    m.n_entries = 0;
+    b = rcmap_encode(&m, &len);
+    put("rcmap", b, len);
+    g_free(b);
+}
+
 static void seed_all(void)
 {
+    seed_rcmap();
     seed_jmap();
     seed_super();
     seed_ckpt();
