@@ -221,6 +221,9 @@ int lsvd_stat(struct lsvd_volume *vol, struct lsvd_info *info);
  */
 char *lsvd_stats_path(const struct lsvd_config *cfg, const char *name);
 
+/* CRC32C of @len bytes, as in the stats file's last line. */
+uint32_t lsvd_checksum(const void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

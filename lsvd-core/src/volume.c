@@ -1155,6 +1155,11 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
     return 0;
 }
 
+uint32_t lsvd_checksum(const void *buf, size_t len)
+{
+    return lsvd_crc32c(0, buf, len);
+}
+
 char *lsvd_stats_path(const struct lsvd_config *cfg, const char *name)
 {
     g_autofree char *p = cache_file(cfg, name, "stats");
