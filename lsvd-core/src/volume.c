@@ -962,6 +962,7 @@ static void volume_free(struct lsvd_volume *v)
     }
     workers_stop(v->readers);
     if (v->stats_path && v->jthread) {
+        update_stats(v);
         write_stats_file(v);        /* the final counts */
     }
     objlog_close(v->ol);
