@@ -1121,6 +1121,11 @@ static int open_error(struct s3_store *s, struct s3_req *r, int ret,
                          "check region '%s' and endpoint", s->bucket,
                          s->where, why, s->region);
     default:
+        if (r->status >= 200 && r->status < 300) {
+            return lsvd_fail(err, ret, "s3://%s: %s answered HTTP %ld but "
+                             "not with a ListObjectsV2 result: is it S3?",
+                             s->bucket, s->where, r->status);
+        }
         return lsvd_fail(err, ret, "s3://%s: %s answered %s", s->bucket,
                          s->where, why);
     }
