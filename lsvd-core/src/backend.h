@@ -28,7 +28,8 @@
 
 /* Requests completed since open, per kind, successful or not; bytes of
  * the successful ones.  retries counts attempts repeated after a
- * transient failure; errors counts requests that failed in the end. */
+ * transient failure; errors counts requests that failed in the end, for
+ * a reason other than a missing object (-ENOENT). */
 struct backend_counters {
     uint64_t put, put_bytes;
     uint64_t get, get_bytes;

@@ -39,7 +39,7 @@ static int counted(struct dir_store *s, uint64_t *c, uint64_t *bytes_c,
                    ssize_t ret, uint64_t bytes)
 {
     count(c, 1);
-    if (ret < 0) {
+    if (ret < 0 && ret != -ENOENT) {
         count(&s->n.errors, 1);
     } else if (bytes_c) {
         count(bytes_c, bytes);
