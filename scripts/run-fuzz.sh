@@ -23,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/build/fuzz}
 cc=${CLANG:-clang}
 src=$top/lsvd-core/src
-targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names rcmap"}
+targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names rcmap s3xml"}
 
 case $secs in
     ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
@@ -58,6 +58,7 @@ sources_for() {
     case $1 in
         obj-header|super|ckpt|journal|jmap|rcmap) echo "$src/format.c $src/util.c" ;;
         config) echo "$src/config.c $src/util.c" ;;
+        s3xml) echo "$src/s3xml.c" ;;
         # lsvd_name_valid() lives in volume.c, which needs every layer
         names) echo "$src"/*.c ;;
         *) echo "run-fuzz: unknown target $1" >&2; return 1 ;;

@@ -899,7 +899,9 @@ static bool stats_changed(struct lsvd_volume *v, uint64_t *last)
     struct backend_counters bc;
     uint64_t sum;
 
-    backend_counters(&v->be, &bc);
+    if (backend_get_counters(&v->be, &bc) < 0) {
+        memset(&bc, 0, sizeof(bc));
+    }
     sum = LOAD(v->n_reads) + LOAD(v->n_writes) + LOAD(v->n_zeroes) +
           LOAD(v->n_flushes) + bc.put + bc.get + bc.del + bc.list + bc.head;
     if (sum == *last) {
@@ -1128,7 +1130,9 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
     info->journal_size = journal_ring_size(v->jnl);
     info->journal_used = journal_used(v->jnl);
 
-    backend_counters(&v->be, &bc);
+    if (backend_get_counters(&v->be, &bc) < 0) {
+        memset(&bc, 0, sizeof(bc));
+    }
     info->be_put = bc.put;
     info->be_put_bytes = bc.put_bytes;
     info->be_get = bc.get;
