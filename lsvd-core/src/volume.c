@@ -46,7 +46,7 @@
 #include "util.h"
 
 #define ROUND_MAX 64                /* requests per group commit */
-#define READ_THREADS 4
+#define READ_THREADS 4             /* dir://; s3:// has max_requests */
 #define PUT_DEPTH 4                 /* object PUTs in flight */
 #define ZLOC_SHIFT 24               /* ZERO extents: at most 2^24 sectors */
 #define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
@@ -1072,7 +1072,11 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     }
 
     v->queue = g_async_queue_new();
-    v->readers = workers_start("lsvd-read", READ_THREADS, read_task, v);
+    /* a read worker blocks on its GET: an S3 store gets as many as it
+     * allows requests in flight, so that misses can use them all */
+    v->readers = workers_start("lsvd-read", cfg->is_s3 ?
+                               MAX(READ_THREADS, cfg->s3.max_requests) :
+                               READ_THREADS, read_task, v);
     v->jthread = g_thread_try_new("lsvd-journal", journal_thread, v, NULL);
     v->keeper = g_thread_try_new("lsvd-keeper", keeper_thread, v, NULL);
     if (!v->readers || !v->jthread || !v->keeper) {
