@@ -1355,16 +1355,19 @@ int lsvd_remove(const struct lsvd_config *cfg, const char *name,
         lsvd_fail(err, ret, "cannot delete %s: %s", sname, g_strerror(-ret));
         goto out;
     }
-    if (jnl) {
+    /* a writer always has a journal: without one, nobody has the volume
+     * open and its other cache files can go too */
+    if (jnl || !g_file_test(jpath, G_FILE_TEST_EXISTS)) {
         g_autofree char *jm = jmap_path(cfg, name);
         g_autofree char *base = cache_base(cfg, name);
-
         g_autofree char *st = cache_file(cfg, name, "stats");
 
         rcache_remove(base);
         unlink(st);
         unlink(jm);
-        unlink(jpath);
+        if (jnl) {
+            unlink(jpath);
+        }
     }
 out:
     journal_close(jnl);
