@@ -278,23 +278,6 @@ static void drop_slot(struct rcache *rc, struct slot *s)
     g_cond_broadcast(&rc->cond);
 }
 
-static int pread_full(int fd, void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        done += n;
-    }
-    return 0;
-}
-
 /*
  * A slot from the persisted map, first use: check its data.  Lock held on
  * entry and exit; the slot is FILLING meanwhile so nobody else uses it.
@@ -308,7 +291,7 @@ static bool verify_slot(struct rcache *rc, struct slot *s)
     s->state = SLOT_FILLING;
     g_mutex_unlock(&rc->lock);
     buf = g_try_malloc(len);
-    ok = buf && pread_full(rc->fd, buf, len,
+    ok = buf && lsvd_pread_all(rc->fd, buf, len,
                            (off_t)idx * rc->block_size) == 0 &&
          lsvd_crc32c(0, buf, len) == crc;
     g_mutex_lock(&rc->lock);
@@ -393,7 +376,7 @@ int rcache_read(struct rcache *rc, uint32_t slot, uint32_t off, void *buf,
     if ((uint64_t)off + len > s->len) {
         return -EIO;
     }
-    ret = pread_full(rc->fd, buf, len, (off_t)slot * rc->block_size + off);
+    ret = lsvd_pread_all(rc->fd, buf, len, (off_t)slot * rc->block_size + off);
     if (ret < 0) {
         lsvd_log(LSVD_LOG_WARNING, "read cache %s: read failed: %s",
                  rc->data_path, g_strerror(-ret));
@@ -418,22 +401,11 @@ void rcache_fill(struct rcache *rc, uint32_t slot, const void *data,
 {
     struct slot *s = &rc->slots[slot];
     uint32_t crc = lsvd_crc32c(0, data, len);
-    size_t done = 0;
-    int err = 0;
+    int err;
 
     g_assert(s->state == SLOT_FILLING && len > 0 && len <= rc->block_size);
-    while (done < len) {
-        ssize_t n = pwrite(rc->fd, (const char *)data + done, len - done,
-                           (off_t)slot * rc->block_size + done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            err = n < 0 ? errno : EIO;
-            break;
-        }
-        done += n;
-    }
+    err = -lsvd_pwrite_all(rc->fd, data, len,
+                           (uint64_t)slot * rc->block_size);
     g_mutex_lock(&rc->lock);
     if (err) {
         drop_slot(rc, s);
