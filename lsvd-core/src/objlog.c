@@ -1069,6 +1069,8 @@ static int read_cached(struct objlog *ol, uint64_t seq,
                 blk[n].direct = true;
             }
             rcache_put(rc, blk[n].slot);
+        } else if (blk[n].res == RCACHE_NONE && rcache_readonly(rc)) {
+            blk[n].direct = true;   /* a miss: nobody will fill it */
         }
     }
     if (blk[n - 1].res == RCACHE_CLAIMED) {

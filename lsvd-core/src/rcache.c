@@ -34,6 +34,7 @@ struct rcache {
     uint8_t uuid[LSVD_UUID_LEN];
     uint32_t block_size;
     uint32_t n_slots;
+    bool rdonly;                /* hits only: never fill or save */
 
     GMutex lock;                /* protects everything below */
     GCond cond;                 /* a FILLING slot changed state */
@@ -55,6 +56,11 @@ static uint64_t make_key(uint64_t seq, uint32_t block)
 uint32_t rcache_block_size(const struct rcache *rc)
 {
     return rc->block_size;
+}
+
+bool rcache_readonly(const struct rcache *rc)
+{
+    return rc->rdonly;
 }
 
 /* ---- the persisted map ------------------------------------------------ */
@@ -113,6 +119,9 @@ int rcache_persist(struct rcache *rc)
     size_t len;
     int ret = 0;
 
+    if (rc->rdonly) {
+        return 0;
+    }
     g_mutex_lock(&rc->persist_lock);
     g_mutex_lock(&rc->lock);
     gen = rc->gen;
@@ -159,8 +168,8 @@ int rcache_persist(struct rcache *rc)
 /* ---- open and close --------------------------------------------------- */
 
 int rcache_open(const char *base, const uint8_t uuid[LSVD_UUID_LEN],
-                uint64_t size, uint32_t block_size, struct rcache **out,
-                struct lsvd_err *err)
+                uint64_t size, uint32_t block_size, bool rdonly,
+                struct rcache **out, struct lsvd_err *err)
 {
     struct rcache *rc;
     uint64_t n = size / block_size;
@@ -178,10 +187,17 @@ int rcache_open(const char *base, const uint8_t uuid[LSVD_UUID_LEN],
     memcpy(rc->uuid, uuid, LSVD_UUID_LEN);
     rc->block_size = block_size;
     rc->n_slots = n;
+    rc->rdonly = rdonly;
     g_mutex_init(&rc->lock);
     g_cond_init(&rc->cond);
     g_mutex_init(&rc->persist_lock);
-    rc->fd = open(rc->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    rc->fd = rdonly ? open(rc->data_path, O_RDONLY | O_CLOEXEC) :
+                      open(rc->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rc->fd < 0 && rdonly && errno == ENOENT) {
+        rc->hash = NULL;
+        rcache_close(rc);
+        return -ENOENT;
+    }
     if (rc->fd < 0 || fstat(rc->fd, &st) < 0) {
         int ret = lsvd_fail(err, -errno, "cannot open read cache %s: %s",
                             rc->data_path, g_strerror(errno));
@@ -194,6 +210,10 @@ int rcache_open(const char *base, const uint8_t uuid[LSVD_UUID_LEN],
     rc->c.n_slots = n;
     rc->c.block_size = block_size;
     /* sparse: a slot takes space on the device once it is filled */
+    if ((uint64_t)st.st_size != n * block_size && rdonly) {
+        rcache_close(rc);
+        return -ENOENT;
+    }
     if ((uint64_t)st.st_size != n * block_size) {
         if (ftruncate(rc->fd, 0) < 0 ||
             ftruncate(rc->fd, n * block_size) < 0) {
@@ -325,6 +345,16 @@ enum rcache_result rcache_get(struct rcache *rc, uint64_t seq,
             s->verified = true;
             s->state = SLOT_VALID;
             g_cond_broadcast(&rc->cond);
+        } else if (rc->rdonly) {
+            /* reused after the map was saved, and we may not refill */
+            rc->c.bad_blocks++;
+            rc->c.used_slots--;
+            if (is_read) {
+                rc->c.misses++;
+            }
+            drop_slot(rc, s);
+            g_mutex_unlock(&rc->lock);
+            return RCACHE_NONE;
         } else {
             /* reused after the map was saved: refill it ourselves */
             rc->c.bad_blocks++;
@@ -351,7 +381,7 @@ enum rcache_result rcache_get(struct rcache *rc, uint64_t seq,
     if (is_read) {
         rc->c.misses++;
     }
-    s = evict_one(rc);
+    s = rc->rdonly ? NULL : evict_one(rc);
     if (!s) {
         g_mutex_unlock(&rc->lock);
         return RCACHE_NONE;

@@ -63,10 +63,14 @@ struct rcache_counters {
  * @base ("CACHE_DIR/VOLUME"): @size bytes of @block_size slots.  The
  * persisted map is used if it belongs to volume @uuid and the same
  * geometry; otherwise the cache starts empty.
+ *
+ * @rdonly (for a read-only open of the volume, which writes nothing):
+ * serve hits from what the files hold, never fill, never save the map.
+ * -ENOENT if there is no usable cache to read.
  */
 int rcache_open(const char *base, const uint8_t uuid[LSVD_UUID_LEN],
-                uint64_t size, uint32_t block_size, struct rcache **out,
-                struct lsvd_err *err);
+                uint64_t size, uint32_t block_size, bool rdonly,
+                struct rcache **out, struct lsvd_err *err);
 /* Persist the map and free.  No call may be in progress. */
 void rcache_close(struct rcache *rc);
 
@@ -74,11 +78,13 @@ void rcache_close(struct rcache *rc);
 void rcache_remove(const char *base);
 
 uint32_t rcache_block_size(const struct rcache *rc);
+bool rcache_readonly(const struct rcache *rc);
 
 enum rcache_result {
     RCACHE_HIT,         /* *slot holds the block; rcache_read, then put */
     RCACHE_CLAIMED,     /* absent; the caller fills *slot or aborts it */
-    RCACHE_NONE,        /* absent and not claimable now (busy) */
+    RCACHE_NONE,        /* absent and not claimable now (busy, or a
+                         * read-only cache) */
 };
 
 /*

@@ -1036,15 +1036,19 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    if (!v->rdonly && cfg->read_cache_size > 0) {
+    if (cfg->read_cache_size > 0) {
         g_autofree char *base = cache_base(cfg, name);
 
+        /* a read-only open uses what the cache holds, if anything */
         ret = rcache_open(base, v->sb.uuid, cfg->read_cache_size,
-                          cfg->read_block, &v->rc, err);
-        if (ret < 0) {
+                          cfg->read_block, v->rdonly, &v->rc,
+                          v->rdonly ? NULL : err);
+        if (ret < 0 && !v->rdonly) {
             goto fail;
         }
-        objlog_set_rcache(v->ol, v->rc, cfg->prefetch);
+        if (ret == 0) {
+            objlog_set_rcache(v->ol, v->rc, v->rdonly ? 0 : cfg->prefetch);
+        }
     }
     v->jmpath = jmap_path(cfg, name);
     load_jmap_ckpt(v, max_jseq);

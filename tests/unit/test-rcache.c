@@ -46,8 +46,8 @@ static struct rcache *open_rc(struct fix *f, const uint8_t *uuid,
     struct lsvd_err err = { { 0 } };
     struct rcache *rc = NULL;
 
-    g_assert_cmpint(rcache_open(f->base, uuid, (uint64_t)slots * BS, BS, &rc,
-                                &err), ==, 0);
+    g_assert_cmpint(rcache_open(f->base, uuid, (uint64_t)slots * BS, BS,
+                                false, &rc, &err), ==, 0);
     return rc;
 }
 
@@ -283,6 +283,43 @@ static void test_bad_map(struct fix *f, gconstpointer d G_GNUC_UNUSED)
     rcache_close(rc);
 }
 
+/* Read-only: hits from what the files hold; never a claim, never a write. */
+static void test_readonly(struct fix *f, gconstpointer d G_GNUC_UNUSED)
+{
+    struct lsvd_err err = { { 0 } };
+    g_autofree char *map = g_strconcat(f->base, ".rcmap", NULL);
+    g_autofree char *before = NULL, *after = NULL;
+    struct rcache *rc = NULL;
+    uint8_t buf[BS], want[BS];
+    uint32_t slot;
+
+    /* nothing to read yet */
+    g_assert_cmpint(rcache_open(f->base, uuid_a, 16 * BS, BS, true, &rc,
+                                &err), ==, -ENOENT);
+    rc = open_rc(f, uuid_a, 16);
+    fill(rc, 8, 0, BS);
+    rcache_close(rc);
+    g_assert_true(g_file_get_contents(map, &before, NULL, NULL));
+
+    g_assert_cmpint(rcache_open(f->base, uuid_a, 16 * BS, BS, true, &rc,
+                                &err), ==, 0);
+    g_assert_true(rcache_readonly(rc));
+    g_assert_cmpint(rcache_get(rc, 8, 0, true, true, &slot), ==, RCACHE_HIT);
+    g_assert_cmpint(rcache_read(rc, slot, 0, buf, BS), ==, 0);
+    rcache_put(rc, slot);
+    pattern(want, 8, 0, BS);
+    g_assert_true(memcmp(buf, want, BS) == 0);
+    g_assert_cmpint(rcache_get(rc, 8, 1, true, true, &slot), ==,
+                    RCACHE_NONE);
+    rcache_close(rc);
+    g_assert_true(g_file_get_contents(map, &after, NULL, NULL));
+    g_assert_cmpstr(before, ==, after);
+
+    /* another geometry: nothing usable, and nothing resized */
+    g_assert_cmpint(rcache_open(f->base, uuid_a, 32 * BS, BS, true, &rc,
+                                &err), ==, -ENOENT);
+}
+
 struct waiter {
     struct rcache *rc;
     enum rcache_result res;
@@ -344,5 +381,6 @@ int main(int argc, char **argv)
     ADD("stale-slot", test_stale_slot);
     ADD("bad-map", test_bad_map);
     ADD("shared-fill", test_shared_fill);
+    ADD("readonly", test_readonly);
     return g_test_run();
 }

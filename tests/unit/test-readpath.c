@@ -11,6 +11,7 @@
  * journal files, keeping the read cache's.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -179,6 +180,26 @@ static void test_restart_zero_gets(struct fix *f,
     g_test_message("GETs at open: %" G_GUINT64_FORMAT ", after: 0",
                    a.be_get);
     g_assert_cmpint(lsvd_close(v), ==, 0);
+
+    /* a read-only open serves the same hits, and writes nothing */
+    {
+        g_autofree char *map = g_build_filename(f->cache, "v.rcmap", NULL);
+        struct stat st0, st1;
+
+        drop_journal(f, "v");
+        g_assert_cmpint(stat(map, &st0), ==, 0);
+        g_assert_cmpint(lsvd_open(f->cfg, "v", LSVD_OPEN_RDONLY, &v, &err),
+                        ==, 0);
+        a = stat_of(v);
+        check_gen(v, 0, 8 * MiB, 65536, 1);
+        b = stat_of(v);
+        g_assert_cmpuint(b.be_get, ==, a.be_get);
+        g_assert_cmpuint(b.rc_hits, ==, 8 * MiB / 65536);
+        g_assert_cmpint(lsvd_close(v), ==, 0);
+        g_assert_cmpint(stat(map, &st1), ==, 0);
+        g_assert_cmpint(st0.st_mtim.tv_nsec, ==, st1.st_mtim.tv_nsec);
+        g_assert_cmpint(st0.st_mtim.tv_sec, ==, st1.st_mtim.tv_sec);
+    }
 }
 
 /* Cached blocks of old data never hide a newer write. */
