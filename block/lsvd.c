@@ -39,6 +39,7 @@
 #include "qapi/qobject-input-visitor.h"
 #include "block/block_int.h"
 #include "block/qdict.h"
+#include "crypto/secret.h"
 #include "qemu/coroutine.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -120,9 +121,10 @@ static void qemu_lsvd_parse_filename(const char *filename, QDict *options,
         error_setg(errp, "lsvd: file name must start with 'lsvd:'");
         return;
     }
-    if (qdict_haskey(options, "volume") || qdict_haskey(options, "conf")) {
-        error_setg(errp, "lsvd: the volume and conf options cannot be "
-                   "combined with a file name");
+    if (qdict_haskey(options, "volume") || qdict_haskey(options, "conf") ||
+        qdict_haskey(options, "key-secret")) {
+        error_setg(errp, "lsvd: the volume, conf and key-secret options "
+                   "cannot be combined with a file name");
         return;
     }
 
@@ -144,17 +146,40 @@ static void qemu_lsvd_parse_filename(const char *filename, QDict *options,
             return;
         }
         *value++ = '\0';
-        if (strcmp(tok, "conf") != 0) {
+        if (strcmp(tok, "conf") != 0 && strcmp(tok, "key-secret") != 0) {
             error_setg(errp, "lsvd: unknown option '%s' "
-                       "(the only option is conf)", tok);
+                       "(the options are conf and key-secret)", tok);
             return;
         }
-        if (qdict_haskey(options, "conf")) {
-            error_setg(errp, "lsvd: option 'conf' given twice");
+        if (qdict_haskey(options, tok)) {
+            error_setg(errp, "lsvd: option '%s' given twice", tok);
             return;
         }
-        qdict_put_str(options, "conf", value);
+        qdict_put_str(options, tok, value);
     }
+}
+
+/*
+ * key-secret=ID: the S3 secret access key, from a QEMU secret object, in
+ * place of the configuration's or the environment's.
+ */
+static int qemu_lsvd_set_secret(struct lsvd_config *cfg, const char *id,
+                                Error **errp)
+{
+    g_autofree char *secret = qcrypto_secret_lookup_as_utf8(id, errp);
+    int ret;
+
+    if (!secret) {
+        return -EINVAL;
+    }
+    ret = lsvd_config_set_credentials(cfg, NULL, secret, NULL);
+    explicit_bzero(secret, strlen(secret));
+    if (ret < 0) {
+        error_setg(errp, "lsvd: key-secret is only for an s3:// store "
+                   "(the configuration %s names %s)",
+                   lsvd_config_source(cfg), lsvd_config_backend_url(cfg));
+    }
+    return ret;
 }
 
 /* Convert (and consume) the driver options with the QAPI visitor. */
@@ -315,6 +340,14 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
     if (ret < 0) {
         qemu_lsvd_error(errp, ret, &err, "cannot load the configuration");
         goto out;
+    }
+    if (opts->has_key_secret) {
+        ret = qemu_lsvd_set_secret(s->cfg, opts->key_secret, errp);
+        if (ret < 0) {
+            lsvd_config_free(s->cfg);
+            s->cfg = NULL;
+            goto out;
+        }
     }
 
     s->read_only = !(flags & BDRV_O_RDWR);
@@ -601,6 +634,7 @@ static QemuOptsList qemu_lsvd_create_opts = {
 static const char *const qemu_lsvd_strong_runtime_opts[] = {
     "volume",
     "conf",
+    "key-secret",
 
     NULL
 };

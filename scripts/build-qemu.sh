@@ -124,7 +124,10 @@ configure_args=(
     --enable-lsvd
     --enable-werror
 )
-fingerprint=$(printf '%s\n' "PKG_CONFIG_PATH=$PKG_CONFIG_PATH" "${configure_args[@]}")
+# QEMU's meson caches the lsvd dependency it found: when the library's
+# link line changes (a new dependency), configure again
+fingerprint=$(printf '%s\n' "PKG_CONFIG_PATH=$PKG_CONFIG_PATH" "${configure_args[@]}" \
+              "$(pkg-config --libs --static lsvd 2>/dev/null)")
 
 if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$conf_stamp" 2>/dev/null)" != "$fingerprint" ]; then
     step="configuring QEMU in $bld"
@@ -145,7 +148,17 @@ fi
 step="building QEMU"
 targets=(qemu-img qemu-io qemu-nbd storage-daemon/qemu-storage-daemon
          qemu-system-x86_64)
+# ninja does not know that the binaries depend on liblsvd.a (it comes in
+# as -llsvd): when the library changes, remove them so they are relinked
+lib_stamp="$bld/.lsvd-lib"
+lib_hash=$(cat "$prefix/lib/liblsvd.a" "$pcdir/lsvd.pc" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$lib_stamp" 2>/dev/null)" != "$lib_hash" ]; then
+    for t in "${targets[@]}"; do
+        rm -f "$bld/$t"
+    done
+fi
 ninja -C "$bld" "${targets[@]}"
+echo "$lib_hash" > "$lib_stamp"
 trap - ERR
 
 echo "build-qemu: done; binaries:"

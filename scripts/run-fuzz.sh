@@ -23,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/build/fuzz}
 cc=${CLANG:-clang}
 src=$top/lsvd-core/src
-targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names"}
+targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names rcmap s3xml"}
 
 case $secs in
     ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
@@ -44,7 +44,7 @@ if ! "$cc" -fsanitize=fuzzer "$probe.c" -o "$probe" 2>/dev/null; then
 fi
 rm -f "$probe" "$probe.c"
 
-pkgs="glib-2.0 liblz4 libisal liburing libcrypto"
+pkgs="glib-2.0 liblz4 libisal liburing libcrypto libcurl"
 # shellcheck disable=SC2086
 cflags="-g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE
         -Wall -Wextra -Wno-missing-field-initializers
@@ -56,8 +56,9 @@ sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all"
 # The lsvd-core sources each target needs.
 sources_for() {
     case $1 in
-        obj-header|super|ckpt|journal|jmap) echo "$src/format.c $src/util.c" ;;
+        obj-header|super|ckpt|journal|jmap|rcmap) echo "$src/format.c $src/util.c" ;;
         config) echo "$src/config.c $src/util.c" ;;
+        s3xml) echo "$src/s3xml.c" ;;
         # lsvd_name_valid() lives in volume.c, which needs every layer
         names) echo "$src"/*.c ;;
         *) echo "run-fuzz: unknown target $1" >&2; return 1 ;;

@@ -186,10 +186,43 @@ struct lsvd_info {
     uint64_t stored_bytes;      /* bytes of those objects */
     uint64_t journal_bytes;     /* journal bytes not yet in an object */
     uint64_t last_seq;          /* newest object sequence number */
+
+    /* The counters below count since the volume was opened. */
+    /* client requests */
+    uint64_t reads, read_bytes;
+    uint64_t writes, write_bytes;
+    uint64_t zeroes, zero_bytes;    /* write-zeroes and discards */
+    uint64_t flushes;
+    /* write cache (the journal) */
+    uint64_t journal_size;          /* ring bytes */
+    uint64_t journal_used;          /* bytes of records in the ring */
+    /* object store requests, and what they moved */
+    uint64_t be_put, be_put_bytes;
+    uint64_t be_get, be_get_bytes;
+    uint64_t be_head, be_delete, be_list;
+    uint64_t be_retries, be_errors;
+    /* read cache (all 0 without one) */
+    uint64_t rc_size, rc_used;      /* bytes of slots, bytes in use */
+    uint64_t rc_block;              /* block size */
+    uint64_t rc_hits, rc_misses;    /* blocks looked up by reads */
+    uint64_t rc_hit_bytes;
+    uint64_t rc_fills, rc_prefetched, rc_evictions;
 };
 
 /* Information about an open volume. */
 int lsvd_stat(struct lsvd_volume *vol, struct lsvd_info *info);
+
+/*
+ * A volume open for writing also keeps its counters in the text file
+ * CACHE_DIR/VOLUME.stats (docs/format.md), rewritten every few seconds
+ * while they change and at close, so that `lsvd info` can show them for a
+ * volume another process (QEMU) has open.  Returns the path, g_malloc'd
+ * (free with free()).
+ */
+char *lsvd_stats_path(const struct lsvd_config *cfg, const char *name);
+
+/* CRC32C of @len bytes, as in the stats file's last line. */
+uint32_t lsvd_checksum(const void *buf, size_t len);
 
 #ifdef __cplusplus
 }

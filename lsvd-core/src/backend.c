@@ -19,8 +19,8 @@ static const char *env(const char *name)
 
 /*
  * Credentials: the config's pair (or what lsvd_config_set_credentials()
- * put there) wins over the environment's; the halves of a pair never
- * come from different places.
+ * put there) wins over the environment's.  A secret key alone (QEMU's
+ * key-secret=) takes its access key ID from AWS_ACCESS_KEY_ID.
  */
 static int open_s3(const struct lsvd_config *cfg, struct backend *out,
                    struct lsvd_err *err)
@@ -33,6 +33,18 @@ static int open_s3(const struct lsvd_config *cfg, struct backend *out,
         if (!c.session_token) {
             c.session_token = (char *)env("AWS_SESSION_TOKEN");
         }
+    } else if (!c.access_key) {
+        c.access_key = (char *)env("AWS_ACCESS_KEY_ID");
+        if (!c.access_key) {
+            return lsvd_fail(err, -EACCES, "%s: a secret key is given but "
+                             "no access key ID: set access_key_id in "
+                             "[backend] or AWS_ACCESS_KEY_ID", cfg->source);
+        }
+    }
+    if (c.access_key && !c.secret_key) {
+        return lsvd_fail(err, -EACCES, "%s: access_key_id is set but no "
+                         "secret: set secret_access_key, or give QEMU's "
+                         "key-secret=", cfg->source);
     }
     if (!c.access_key || !c.secret_key) {
         return lsvd_fail(err, -EACCES, "%s: no S3 credentials: set "

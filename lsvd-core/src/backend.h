@@ -9,12 +9,15 @@
  * Threads: every operation is synchronous and may be called from any
  * thread concurrently; an implementation does its own locking.
  * Errors: negative errno; -ENOENT for a missing object.
+ * Counters: a backend may count its requests (the counters op); the
+ * values only grow, and are read without stopping the I/O.
  * Ownership: the caller owns all buffers; list() returns a GPtrArray of
  * g_malloc'd names (free function set) that the caller unrefs.
  */
 #ifndef LSVD_BACKEND_H
 #define LSVD_BACKEND_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -22,6 +25,20 @@
 
 #include "config.h"
 #include "lsvd.h"
+
+/* Requests completed since open, per kind, successful or not; bytes of
+ * the successful ones.  retries counts attempts repeated after a
+ * transient failure; errors counts requests that failed in the end, for
+ * a reason other than a missing object (-ENOENT). */
+struct backend_counters {
+    uint64_t put, put_bytes;
+    uint64_t get, get_bytes;
+    uint64_t head;
+    uint64_t del;
+    uint64_t list;
+    uint64_t retries;
+    uint64_t errors;
+};
 
 struct backend_ops {
     /* Store @iov as object @name, atomically: readers see all or nothing.
@@ -32,7 +49,8 @@ struct backend_ops {
      * the end of the object) or -errno. */
     ssize_t (*get_range)(void *be, const char *name, uint64_t offset,
                          void *buf, size_t len);
-    /* -ENOENT if absent. */
+    /* -ENOENT if absent, where the store can tell: S3 cannot (a DELETE
+     * of a missing key succeeds), so callers treat 0 and -ENOENT alike. */
     int (*del)(void *be, const char *name);
     /* Immediate children of @prefix ("" or ending in '/'): object names in
      * full, and deeper levels as "prefix/child/", sorted. */
@@ -40,6 +58,9 @@ struct backend_ops {
     /* Size of object @name, or -ENOENT. */
     int (*head)(void *be, const char *name, uint64_t *size);
     void (*destroy)(void *be);
+    /* Optional (may be NULL): a snapshot of the counters, from any
+     * thread. */
+    void (*counters)(void *be, struct backend_counters *out);
 };
 
 struct backend {
@@ -63,6 +84,17 @@ static inline void backend_close(struct backend *b)
         b->ops->destroy(b->be);
         b->ops = NULL;
     }
+}
+
+/* The backend's counters, or -ENOTSUP if it keeps none. */
+static inline int backend_get_counters(const struct backend *b,
+                                       struct backend_counters *out)
+{
+    if (!b->ops || !b->ops->counters) {
+        return -ENOTSUP;
+    }
+    b->ops->counters(b->be, out);
+    return 0;
 }
 
 /* The local directory store. */

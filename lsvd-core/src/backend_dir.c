@@ -6,6 +6,9 @@
  * temporary file beside it, fsyncs it, renames it into place and fsyncs
  * the directory, so a reader sees all of an object or none of it, and an
  * object is durable once put() returns.
+ *
+ * Counters are relaxed atomics: each call adds to them once, whatever
+ * thread it runs on.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +26,26 @@
 
 struct dir_store {
     char *root;
+    struct backend_counters n;      /* __atomic access only */
 };
+
+static void count(uint64_t *c, uint64_t v)
+{
+    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+/* Count one request of kind @c (bytes in @bytes_c if it succeeded). */
+static int counted(struct dir_store *s, uint64_t *c, uint64_t *bytes_c,
+                   ssize_t ret, uint64_t bytes)
+{
+    count(c, 1);
+    if (ret < 0 && ret != -ENOENT) {
+        count(&s->n.errors, 1);
+    } else if (bytes_c) {
+        count(bytes_c, bytes);
+    }
+    return ret;
+}
 
 /* Names are ours, but refuse anything that could leave the root. */
 static bool name_ok(const char *name)
@@ -32,8 +54,8 @@ static bool name_ok(const char *name)
            !strstr(name, "//");
 }
 
-static int dir_put(void *be, const char *name, const struct iovec *iov,
-                   int iovcnt)
+static int dir_put_one(void *be, const char *name, const struct iovec *iov,
+                       int iovcnt)
 {
     struct dir_store *s = be;
     g_autofree char *path = NULL, *dir = NULL;
@@ -49,8 +71,21 @@ static int dir_put(void *be, const char *name, const struct iovec *iov,
     return lsvd_replace_file(path, iov, iovcnt, 0644);
 }
 
-static ssize_t dir_get_range(void *be, const char *name, uint64_t offset,
-                             void *buf, size_t len)
+static int dir_put(void *be, const char *name, const struct iovec *iov,
+                   int iovcnt)
+{
+    struct dir_store *s = be;
+    uint64_t len = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    return counted(s, &s->n.put, &s->n.put_bytes,
+                   dir_put_one(be, name, iov, iovcnt), len);
+}
+
+static ssize_t dir_get_one(void *be, const char *name, uint64_t offset,
+                           void *buf, size_t len)
 {
     struct dir_store *s = be;
     g_autofree char *path = NULL;
@@ -84,7 +119,16 @@ static ssize_t dir_get_range(void *be, const char *name, uint64_t offset,
     return done;
 }
 
-static int dir_del(void *be, const char *name)
+static ssize_t dir_get_range(void *be, const char *name, uint64_t offset,
+                             void *buf, size_t len)
+{
+    struct dir_store *s = be;
+    ssize_t ret = dir_get_one(be, name, offset, buf, len);
+
+    return counted(s, &s->n.get, &s->n.get_bytes, ret, ret < 0 ? 0 : ret);
+}
+
+static int dir_del_one(void *be, const char *name)
 {
     struct dir_store *s = be;
     g_autofree char *path = NULL, *dir = NULL;
@@ -105,12 +149,19 @@ static int dir_del(void *be, const char *name)
     return ret;
 }
 
+static int dir_del(void *be, const char *name)
+{
+    struct dir_store *s = be;
+
+    return counted(s, &s->n.del, NULL, dir_del_one(be, name), 0);
+}
+
 static gint cmp_names(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int dir_list(void *be, const char *prefix, GPtrArray **out)
+static int dir_list_one(void *be, const char *prefix, GPtrArray **out)
 {
     struct dir_store *s = be;
     g_autofree char *path = NULL;
@@ -153,7 +204,14 @@ static int dir_list(void *be, const char *prefix, GPtrArray **out)
     return 0;
 }
 
-static int dir_head(void *be, const char *name, uint64_t *size)
+static int dir_list(void *be, const char *prefix, GPtrArray **out)
+{
+    struct dir_store *s = be;
+
+    return counted(s, &s->n.list, NULL, dir_list_one(be, prefix, out), 0);
+}
+
+static int dir_head_one(void *be, const char *name, uint64_t *size)
 {
     struct dir_store *s = be;
     g_autofree char *path = NULL;
@@ -173,6 +231,24 @@ static int dir_head(void *be, const char *name, uint64_t *size)
     return 0;
 }
 
+static int dir_head(void *be, const char *name, uint64_t *size)
+{
+    struct dir_store *s = be;
+
+    return counted(s, &s->n.head, NULL, dir_head_one(be, name, size), 0);
+}
+
+static void dir_counters(void *be, struct backend_counters *out)
+{
+    struct dir_store *s = be;
+    const uint64_t *src = (const uint64_t *)&s->n;
+    uint64_t *dst = (uint64_t *)out;
+
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++) {
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
+
 static void dir_destroy(void *be)
 {
     struct dir_store *s = be;
@@ -188,6 +264,7 @@ static const struct backend_ops dir_ops = {
     .list = dir_list,
     .head = dir_head,
     .destroy = dir_destroy,
+    .counters = dir_counters,
 };
 
 int backend_dir_open(const char *root, bool create, struct backend *out,

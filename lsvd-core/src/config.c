@@ -332,9 +332,11 @@ static int parse_s3_keys(GKeyFile *kf, const char *source,
                          "breaks TLS with virtual-hosted addressing; use "
                          "addressing = path", source, s3->bucket);
     }
-    if (!!s3->access_key != !!s3->secret_key) {
-        return lsvd_fail(err, -EINVAL, "%s: [backend] access_key_id and "
-                         "secret_access_key go together", source);
+    /* access_key_id alone is fine: the secret may come from QEMU's
+     * key-secret= (see backend.c) */
+    if (s3->secret_key && !s3->access_key) {
+        return lsvd_fail(err, -EINVAL, "%s: [backend] secret_access_key "
+                         "needs access_key_id", source);
     }
     ret = get_bool(kf, source, "backend", "verify_tls", &s3->verify_tls, err);
     if (ret == 0) {

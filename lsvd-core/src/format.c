@@ -713,3 +713,104 @@ void jmap_ckpt_free(struct jmap_ckpt *c)
     c->exts = NULL;
     c->map = NULL;
 }
+
+/* ---- read cache map ------------------------------------------------------ */
+
+#define RCMAP_CRC_OFF 60
+
+static size_t rcmap_len(uint64_t n_entries)
+{
+    return RCMAP_FIXED_LEN + n_entries * RCMAP_ENTRY_LEN + 4;
+}
+
+uint8_t *rcmap_encode(const struct rcmap *m, size_t *len)
+{
+    size_t n = rcmap_len(m->n_entries);
+    uint8_t *b = g_malloc0(n), *p;
+
+    memcpy(b, RCMAP_MAGIC, 8);
+    put_le16(b + 8, FMT_VERSION);
+    put_le32(b + 12, RCMAP_FIXED_LEN);
+    memcpy(b + 16, m->uuid, LSVD_UUID_LEN);
+    put_le32(b + 32, m->block_size);
+    put_le32(b + 36, m->n_slots);
+    put_le32(b + 40, m->n_entries);
+    put_le64(b + 48, n);
+    put_le32(b + RCMAP_CRC_OFF, crc_skipping(b, RCMAP_FIXED_LEN,
+                                             RCMAP_CRC_OFF));
+    p = b + RCMAP_FIXED_LEN;
+    for (uint32_t i = 0; i < m->n_entries; i++, p += RCMAP_ENTRY_LEN) {
+        put_le64(p, m->entries[i].seq);
+        put_le32(p + 8, m->entries[i].block);
+        put_le32(p + 12, m->entries[i].slot);
+        put_le32(p + 16, m->entries[i].len);
+        put_le32(p + 20, m->entries[i].crc);
+    }
+    put_le32(p, lsvd_crc32c(0, b + RCMAP_FIXED_LEN, p - b - RCMAP_FIXED_LEN));
+    *len = n;
+    return b;
+}
+
+int rcmap_parse(const uint8_t *b, size_t len, struct rcmap *m)
+{
+    g_autofree uint8_t *used = NULL;
+    const uint8_t *p;
+
+    memset(m, 0, sizeof(*m));
+    if (len < RCMAP_FIXED_LEN || memcmp(b, RCMAP_MAGIC, 8) != 0) {
+        return -EINVAL;
+    }
+    if (get_le16(b + 8) != FMT_VERSION) {
+        return -EPROTONOSUPPORT;
+    }
+    if (get_le32(b + RCMAP_CRC_OFF) !=
+        crc_skipping(b, RCMAP_FIXED_LEN, RCMAP_CRC_OFF)) {
+        return -EIO;
+    }
+    memcpy(m->uuid, b + 16, LSVD_UUID_LEN);
+    m->block_size = get_le32(b + 32);
+    m->n_slots = get_le32(b + 36);
+    m->n_entries = get_le32(b + 40);
+    if (get_le32(b + 12) != RCMAP_FIXED_LEN || get_le16(b + 10) != 0 ||
+        get_le32(b + 44) != 0 || get_le32(b + 56) != 0 ||
+        m->block_size < LSVD_SECTOR_SIZE || m->block_size % LSVD_SECTOR_SIZE ||
+        m->n_slots > RCMAP_MAX_SLOTS || m->n_entries > m->n_slots ||
+        get_le64(b + 48) != rcmap_len(m->n_entries) ||
+        len != rcmap_len(m->n_entries)) {
+        return -EINVAL;
+    }
+    p = b + RCMAP_FIXED_LEN;
+    if (get_le32(b + len - 4) != lsvd_crc32c(0, p, len - 4 - RCMAP_FIXED_LEN)) {
+        return -EIO;
+    }
+    used = g_try_malloc0(m->n_slots / 8 + 1);
+    m->entries = g_try_new(struct rcmap_entry, m->n_entries + 1);
+    if (!used || !m->entries) {
+        rcmap_free(m);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < m->n_entries; i++, p += RCMAP_ENTRY_LEN) {
+        struct rcmap_entry *e = &m->entries[i];
+
+        e->seq = get_le64(p);
+        e->block = get_le32(p + 8);
+        e->slot = get_le32(p + 12);
+        e->len = get_le32(p + 16);
+        e->crc = get_le32(p + 20);
+        if (e->seq == 0 || e->slot >= m->n_slots ||
+            (used[e->slot / 8] & (1u << (e->slot % 8))) || e->len == 0 ||
+            e->len > m->block_size || e->len % LSVD_SECTOR_SIZE ||
+            get_le64(p + 24) != 0) {
+            rcmap_free(m);
+            return -EINVAL;
+        }
+        used[e->slot / 8] |= 1u << (e->slot % 8);
+    }
+    return 0;
+}
+
+void rcmap_free(struct rcmap *m)
+{
+    g_free(m->entries);
+    m->entries = NULL;
+}

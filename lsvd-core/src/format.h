@@ -235,4 +235,34 @@ uint8_t *jmap_ckpt_encode(const struct jmap_ckpt *c, size_t *len);
 int jmap_ckpt_parse(const uint8_t *buf, size_t len, struct jmap_ckpt *c);
 void jmap_ckpt_free(struct jmap_ckpt *c);
 
+/* ---- read cache map (file CACHE_DIR/VOLUME.rcmap) --------------------- */
+#define RCMAP_MAGIC "LSVDRCM"
+#define RCMAP_FIXED_LEN 64
+#define RCMAP_ENTRY_LEN 32
+#define RCMAP_MAX_SLOTS (1U << 26)
+
+/* Slot @slot of the data file holds @len decoded bytes of object @seq,
+ * starting at raw offset @block * block_size; @crc is their CRC32C. */
+struct rcmap_entry {
+    uint64_t seq;
+    uint32_t block;
+    uint32_t slot;
+    uint32_t len;
+    uint32_t crc;
+};
+
+struct rcmap {
+    uint8_t uuid[LSVD_UUID_LEN];
+    uint32_t block_size;
+    uint32_t n_slots;
+    uint32_t n_entries;
+    struct rcmap_entry *entries;
+};
+
+uint8_t *rcmap_encode(const struct rcmap *m, size_t *len);
+/* Checks every entry: slot in range and used once, length in
+ * (0, block_size] and a whole number of sectors, seq non-zero. */
+int rcmap_parse(const uint8_t *buf, size_t len, struct rcmap *m);
+void rcmap_free(struct rcmap *m);
+
 #endif /* LSVD_FORMAT_H */

@@ -59,44 +59,6 @@ struct journal {
 
 /* ---- small I/O helpers ------------------------------------------------- */
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            return -ENODATA;        /* past the end of the file */
-        }
-        done += n;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
-                           off + done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        done += n;
-    }
-    return 0;
-}
-
 static uint8_t *alloc_aligned(size_t len)
 {
     void *p = NULL;
@@ -120,7 +82,7 @@ static int write_slot(struct journal *j, int slot)
 
     j->sb.gen = MAX(j->copy[0].gen, j->copy[1].gen) + 1;
     jnl_super_encode(&j->sb, j->sbbuf);
-    ret = pwrite_all(j->fd, j->sbbuf, JNL_BLOCK, slot * JNL_BLOCK);
+    ret = lsvd_pwrite_all(j->fd, j->sbbuf, JNL_BLOCK, slot * JNL_BLOCK);
     if (ret == 0 && fdatasync(j->fd) < 0) {
         ret = -errno;
     }
@@ -203,12 +165,12 @@ static int read_super(struct journal *j)
     struct jnl_super copy[2];
     int ret[2];
 
-    if (pread_all(j->rfd, b, JNL_BLOCK, 0) < 0) {
+    if (lsvd_pread_all(j->rfd, b, JNL_BLOCK, 0) < 0) {
         g_free(b);
         return -EINVAL;
     }
     ret[0] = jnl_super_parse(b, JNL_BLOCK, &copy[0]);
-    ret[1] = pread_all(j->rfd, b + JNL_BLOCK, JNL_BLOCK, JNL_BLOCK) < 0 ?
+    ret[1] = lsvd_pread_all(j->rfd, b + JNL_BLOCK, JNL_BLOCK, JNL_BLOCK) < 0 ?
              -EINVAL : jnl_super_parse(b + JNL_BLOCK, JNL_BLOCK, &copy[1]);
     g_free(b);
     if (ret[0] < 0 && ret[1] < 0) {
@@ -242,7 +204,7 @@ static bool never_written(int fd, off_t size)
         return false;
     }
     b = g_malloc(JNL_BLOCK);
-    if (pread_all(fd, b, JNL_BLOCK, 0) < 0) {
+    if (lsvd_pread_all(fd, b, JNL_BLOCK, 0) < 0) {
         zero = false;
     }
     for (size_t i = 0; i < JNL_BLOCK && zero; i++) {
@@ -437,7 +399,7 @@ int journal_replay(struct journal *j, uint64_t after_seq,
     while (j->rfd >= 0 && scanned < end - start) {
         uint64_t len;
 
-        if (pread_all(j->rfd, hdr, JNL_BLOCK, off) < 0 ||
+        if (lsvd_pread_all(j->rfd, hdr, JNL_BLOCK, off) < 0 ||
             rec_header_parse(hdr, JNL_BLOCK, &r) < 0 || r.seq != seq ||
             memcmp(r.uuid, j->uuid, LSVD_UUID_LEN) != 0) {
             break;          /* the end of the log */
@@ -454,7 +416,7 @@ int journal_replay(struct journal *j, uint64_t after_seq,
                 break;
             }
             data = p;
-            if (pread_all(j->rfd, data, r.data_len, off + JNL_BLOCK) < 0) {
+            if (lsvd_pread_all(j->rfd, data, r.data_len, off + JNL_BLOCK) < 0) {
                 break;
             }
         }
@@ -825,7 +787,7 @@ int journal_submit(struct journal *j, bool flush)
     }
     if (!j->have_ring) {
         for (int i = 0; i < j->nsegs && ret == 0; i++) {
-            ret = pwrite_all(j->fd, j->rbuf + j->segs[i].buf_off,
+            ret = lsvd_pwrite_all(j->fd, j->rbuf + j->segs[i].buf_off,
                              j->segs[i].len, j->segs[i].off);
         }
         if (ret == 0 && flush && fdatasync(j->fd) < 0) {
@@ -915,5 +877,5 @@ int journal_read(struct journal *j, uint64_t off, void *buf, size_t len)
     if (j->rfd < 0) {
         return -EIO;
     }
-    return pread_all(j->rfd, buf, len, off) == 0 ? 0 : -EIO;
+    return lsvd_pread_all(j->rfd, buf, len, off) == 0 ? 0 : -EIO;
 }

@@ -2,6 +2,7 @@
  * objlog.c - batches, objects, the object map.  See objlog.h.
  */
 #include "objlog.h"
+#include "rcache.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -77,6 +78,8 @@ struct objlog {
     bool closing;
     struct objlog_stats stats;
     struct workers *pool;           /* PUT workers */
+    struct rcache *rc;              /* read cache, or NULL; not ours */
+    uint64_t prefetch;              /* bytes to read ahead on a miss */
 };
 
 void objlog_object_name(char *buf, const char *vol, uint64_t seq)
@@ -911,31 +914,22 @@ static int ensure_chunks(struct objlog *ol, uint64_t seq, struct objinfo *o)
     return ret;
 }
 
-/* Read @len raw bytes at raw offset @off of object @seq into @dst. */
-static int read_object(struct objlog *ol, uint64_t seq, struct objinfo *o,
-                       uint64_t off, size_t len, uint8_t *dst)
+/*
+ * Fetch chunks [c0, c1] of object @seq with one ranged GET, check each
+ * chunk's CRC and decode it: chunk i lands at @out + (i - c0) * chunk size.
+ * The chunk table must be loaded.
+ */
+static int fetch_chunks(struct objlog *ol, uint64_t seq,
+                        const struct objinfo *o, uint64_t c0, uint64_t c1,
+                        uint8_t *out)
 {
     char name[OBJ_NAME_MAX];
-    uint64_t c0, c1, start, get_len;
-    g_autofree uint8_t *getbuf = NULL, *chunkbuf = NULL;
+    uint64_t start = o->soff[c0], get_len = o->soff[c1 + 1] - start;
+    g_autofree uint8_t *getbuf = g_try_malloc(MAX(get_len, 1));
     ssize_t n;
 
     objlog_object_name(name, ol->vol, seq);
-    c0 = off / OBJ_CHUNK_SIZE;
-    c1 = (off + len - 1) / OBJ_CHUNK_SIZE;
-    if (o && ensure_chunks(ol, seq, o) < 0) {
-        return -EIO;
-    }
-    if (!o || c1 >= o->n_chunks) {
-        lsvd_log(LSVD_LOG_ERROR, "object %s: map points past its data",
-                 name);
-        return -EIO;
-    }
-    start = o->soff[c0];
-    get_len = o->soff[c1 + 1] - start;
-    getbuf = g_try_malloc(get_len);
-    chunkbuf = g_try_malloc(OBJ_CHUNK_SIZE);
-    if (!getbuf || !chunkbuf) {
+    if (!getbuf) {
         return -ENOMEM;
     }
     n = ol->be->ops->get_range(ol->be->be, name, o->hdr_len + start,
@@ -949,9 +943,7 @@ static int read_object(struct objlog *ol, uint64_t seq, struct objinfo *o,
     for (uint64_t i = c0; i <= c1; i++) {
         const struct obj_chunk *ch = &o->chunks[i];
         const uint8_t *src = getbuf + (o->soff[i] - start);
-        uint64_t cstart = i * OBJ_CHUNK_SIZE;
-        uint64_t from = MAX(off, cstart);
-        uint64_t to = MIN(off + len, cstart + ch->raw_len);
+        uint8_t *dst = out + (i - c0) * OBJ_CHUNK_SIZE;
 
         if (lsvd_crc32c(0, src, ch->stored_len) != ch->crc) {
             lsvd_log(LSVD_LOG_ERROR, "object %s: chunk %" PRIu64 " (bytes %"
@@ -960,20 +952,210 @@ static int read_object(struct objlog *ol, uint64_t seq, struct objinfo *o,
             return -EIO;
         }
         if (ch->flags & OBJ_CHUNK_LZ4) {
-            int r = LZ4_decompress_safe((const char *)src, (char *)chunkbuf,
+            int r = LZ4_decompress_safe((const char *)src, (char *)dst,
                                         ch->stored_len, OBJ_CHUNK_SIZE);
             if (r < 0 || (uint32_t)r != ch->raw_len) {
                 lsvd_log(LSVD_LOG_ERROR, "object %s: chunk %" PRIu64
                          ": LZ4 data does not decode", name, i);
                 return -EIO;
             }
-            src = chunkbuf;
-        }
-        if (to > from) {
-            memcpy(dst + (from - off), src + (from - cstart), to - from);
+        } else if (ch->stored_len != ch->raw_len) {
+            lsvd_log(LSVD_LOG_ERROR, "object %s: chunk %" PRIu64 ": raw "
+                     "chunk of the wrong length", name, i);
+            return -EIO;
+        } else {
+            memcpy(dst, src, ch->raw_len);
         }
     }
     return 0;
+}
+
+/* Raw (decoded) bytes in object @o. */
+static uint64_t raw_total(const struct objinfo *o)
+{
+    return o->n_chunks ? (uint64_t)(o->n_chunks - 1) * OBJ_CHUNK_SIZE +
+                         o->chunks[o->n_chunks - 1].raw_len : 0;
+}
+
+/* A block of a cached read: its slot and what the read wants of it. */
+struct cblock {
+    uint64_t b;
+    uint32_t slot;
+    enum rcache_result res;
+    bool prefetch;
+    bool direct;                    /* the cache failed us: read the object */
+};
+
+/*
+ * Fill the claimed blocks blk[0..n) (consecutive block numbers) with one
+ * GET, and copy the parts the read wants into @dst (the read covers raw
+ * bytes [off, off+len)).  Every slot is filled or aborted on return.
+ */
+static int fill_run(struct objlog *ol, uint64_t seq, const struct objinfo *o,
+                    struct cblock *blk, unsigned n, uint64_t off,
+                    uint64_t len, uint8_t *dst)
+{
+    uint64_t bs = rcache_block_size(ol->rc), total = raw_total(o);
+    uint64_t r0 = blk[0].b * bs, r1 = MIN((blk[n - 1].b + 1) * bs, total);
+    uint64_t c0 = r0 / OBJ_CHUNK_SIZE, c1 = (r1 - 1) / OBJ_CHUNK_SIZE;
+    g_autofree uint8_t *raw = g_try_malloc((c1 - c0 + 1) * OBJ_CHUNK_SIZE);
+    int ret = raw ? fetch_chunks(ol, seq, o, c0, c1, raw) : -ENOMEM;
+
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t b0 = blk[i].b * bs, b1 = MIN(b0 + bs, total);
+        uint64_t from = MAX(off, b0), to = MIN(off + len, b1);
+
+        if (ret < 0) {
+            rcache_abort(ol->rc, blk[i].slot);
+            continue;
+        }
+        rcache_fill(ol->rc, blk[i].slot, raw + (b0 - r0), b1 - b0,
+                    blk[i].prefetch);
+        if (to > from) {
+            memcpy(dst + (from - off), raw + (from - r0), to - from);
+        }
+    }
+    return ret;
+}
+
+/* Read raw bytes [off, off+len) of object @seq, uncached. */
+static int read_uncached(struct objlog *ol, uint64_t seq,
+                         const struct objinfo *o, uint64_t off, uint64_t len,
+                         uint8_t *dst)
+{
+    uint64_t c0 = off / OBJ_CHUNK_SIZE, c1 = (off + len - 1) / OBJ_CHUNK_SIZE;
+    g_autofree uint8_t *raw = g_try_malloc((c1 - c0 + 1) * OBJ_CHUNK_SIZE);
+    int ret = raw ? fetch_chunks(ol, seq, o, c0, c1, raw) : -ENOMEM;
+
+    if (ret == 0) {
+        memcpy(dst, raw + (off - c0 * OBJ_CHUNK_SIZE), len);
+    }
+    return ret;
+}
+
+/*
+ * Read through the read cache.  First pass, without waiting: hits are
+ * copied out, absent blocks are claimed, and blocks another thread is
+ * filling are left for later.  The claimed blocks are fetched, a run of
+ * consecutive ones with one GET, the last run extended by the prefetch
+ * window (the data written just after, in the same batch).  Last, the
+ * blocks that were being filled are looked up again, waiting this time:
+ * concurrent misses on one block share one GET.  No claim is held while
+ * waiting, so two readers can never wait for each other.
+ */
+static int read_cached(struct objlog *ol, uint64_t seq,
+                       const struct objinfo *o, uint64_t off, uint64_t len,
+                       uint8_t *dst)
+{
+    struct rcache *rc = ol->rc;
+    uint64_t bs = rcache_block_size(rc), total = raw_total(o);
+    uint64_t b0 = off / bs, b1 = (off + len - 1) / bs;
+    uint64_t nb = b1 - b0 + 1, last_block = (total - 1) / bs;
+    uint64_t pf = ol->prefetch / bs;
+    g_autofree struct cblock *blk = g_try_new(struct cblock, nb + pf);
+    uint64_t n = 0;
+    int ret = 0;
+
+    if (!blk) {
+        return -ENOMEM;
+    }
+    for (uint64_t b = b0; b <= b1; b++, n++) {
+        blk[n] = (struct cblock){ .b = b };
+        blk[n].res = rcache_get(rc, seq, b, false, true, &blk[n].slot);
+        if (blk[n].res == RCACHE_HIT) {
+            uint64_t from = MAX(off, b * bs), to = MIN(off + len, b * bs + bs);
+            if (rcache_read(rc, blk[n].slot, from - b * bs,
+                            dst + (from - off), to - from) < 0) {
+                blk[n].direct = true;
+            }
+            rcache_put(rc, blk[n].slot);
+        }
+    }
+    if (blk[n - 1].res == RCACHE_CLAIMED) {
+        for (uint64_t b = b1 + 1; b <= MIN(b1 + pf, last_block); b++, n++) {
+            blk[n] = (struct cblock){ .b = b, .prefetch = true };
+            blk[n].res = rcache_get(rc, seq, b, false, false, &blk[n].slot);
+            if (blk[n].res == RCACHE_HIT) {
+                rcache_put(rc, blk[n].slot);
+            }
+            if (blk[n].res != RCACHE_CLAIMED) {
+                n++;
+                break;
+            }
+        }
+    }
+    for (uint64_t i = 0; i < n;) {
+        uint64_t j = i;
+
+        if (blk[i].res != RCACHE_CLAIMED) {
+            i++;
+            continue;
+        }
+        while (j + 1 < n && blk[j + 1].res == RCACHE_CLAIMED) {
+            j++;
+        }
+        if (ret < 0) {
+            for (uint64_t k = i; k <= j; k++) {
+                rcache_abort(rc, blk[k].slot);
+            }
+        } else {
+            ret = fill_run(ol, seq, o, &blk[i], j - i + 1, off, len, dst);
+        }
+        i = j + 1;
+    }
+    for (uint64_t i = 0; i < nb && ret == 0; i++) {
+        uint64_t b = blk[i].b, from = MAX(off, b * bs);
+        uint64_t to = MIN(off + len, b * bs + bs);
+
+        if (blk[i].direct) {
+            ret = read_uncached(ol, seq, o, from, to - from,
+                                dst + (from - off));
+            continue;
+        }
+        if (blk[i].res != RCACHE_NONE) {
+            continue;
+        }
+        switch (rcache_get(rc, seq, b, true, true, &blk[i].slot)) {
+        case RCACHE_HIT:
+            ret = rcache_read(rc, blk[i].slot, from - b * bs,
+                              dst + (from - off), to - from);
+            rcache_put(rc, blk[i].slot);
+            if (ret < 0) {
+                ret = read_uncached(ol, seq, o, from, to - from,
+                                    dst + (from - off));
+            }
+            break;
+        case RCACHE_CLAIMED:
+            ret = fill_run(ol, seq, o, &blk[i], 1, off, len, dst);
+            break;
+        case RCACHE_NONE:       /* every slot busy: do without */
+            ret = read_uncached(ol, seq, o, from, to - from,
+                                dst + (from - off));
+            break;
+        }
+    }
+    return ret;
+}
+
+/* Read @len raw bytes at raw offset @off of object @seq into @dst. */
+static int read_object(struct objlog *ol, uint64_t seq, struct objinfo *o,
+                       uint64_t off, size_t len, uint8_t *dst)
+{
+    char name[OBJ_NAME_MAX];
+
+    if (o && ensure_chunks(ol, seq, o) < 0) {
+        return -EIO;
+    }
+    if (!o || len == 0 || off + len > raw_total(o)) {
+        objlog_object_name(name, ol->vol, seq);
+        lsvd_log(LSVD_LOG_ERROR, "object %s: map points past its data",
+                 name);
+        return -EIO;
+    }
+    if (ol->rc) {
+        return read_cached(ol, seq, o, off, len, dst);
+    }
+    return read_uncached(ol, seq, o, off, len, dst);
 }
 
 struct piece {
@@ -1037,4 +1219,11 @@ void objlog_stats(struct objlog *ol, struct objlog_stats *st)
     g_mutex_lock(&ol->lock);
     *st = ol->stats;
     g_mutex_unlock(&ol->lock);
+}
+
+void objlog_set_rcache(struct objlog *ol, struct rcache *rc,
+                       uint64_t prefetch)
+{
+    ol->rc = rc;
+    ol->prefetch = prefetch;
 }

@@ -109,6 +109,15 @@ int objlog_drain(struct objlog *ol);
 int objlog_read(struct objlog *ol, uint64_t lba, uint64_t sectors,
                 uint8_t *buf);
 
+/*
+ * Serve reads of object data through read cache @rc (NULL: none), reading
+ * @prefetch bytes ahead on a miss.  Before any read; @rc stays the
+ * caller's and must outlive the objlog's reads.
+ */
+struct rcache;
+void objlog_set_rcache(struct objlog *ol, struct rcache *rc,
+                       uint64_t prefetch);
+
 struct objlog_stats {
     uint64_t objects;
     uint64_t stored_bytes;

@@ -210,3 +210,41 @@ void workers_stop(struct workers *w)
     g_free(w->threads);
     g_free(w);
 }
+
+int lsvd_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            return -ENODATA;        /* past the end of the file */
+        }
+        done += n;
+    }
+    return 0;
+}
+
+int lsvd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+                           off + done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
+        }
+        done += n;
+    }
+    return 0;
+}

@@ -67,6 +67,11 @@ static inline void iov_to_buf(const struct iovec *iov, int iovcnt,
  */
 int lsvd_replace_file(const char *path, const struct iovec *iov, int iovcnt,
                       int mode);
+/* pread/pwrite all of @len bytes at @off, retrying short transfers and
+ * EINTR.  0, or -errno; a read past the end of the file is -ENODATA. */
+int lsvd_pread_all(int fd, void *buf, size_t len, uint64_t off);
+int lsvd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
 /* Make a directory's entries (a new, renamed or removed file) durable. */
 int lsvd_fsync_dir(const char *dir);
 

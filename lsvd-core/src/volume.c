@@ -42,10 +42,11 @@
 #include "journal.h"
 #include "lsvd.h"
 #include "objlog.h"
+#include "rcache.h"
 #include "util.h"
 
 #define ROUND_MAX 64                /* requests per group commit */
-#define READ_THREADS 4
+#define READ_THREADS 4             /* dir://; s3:// has max_requests */
 #define PUT_DEPTH 4                 /* object PUTs in flight */
 #define ZLOC_SHIFT 24               /* ZERO extents: at most 2^24 sectors */
 #define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
@@ -97,8 +98,18 @@ struct lsvd_volume {
     struct vreq *flushes[ROUND_MAX];
     int nflushes;
 
-    GMutex lock;                /* protects journal_bytes */
+    GMutex lock;                /* protects journal_bytes, stopping */
     uint64_t journal_bytes;     /* not yet in objects */
+
+    /* client requests since open: atomics */
+    uint64_t n_reads, n_read_bytes, n_writes, n_write_bytes;
+    uint64_t n_zeroes, n_zero_bytes, n_flushes;
+    char *stats_path;           /* writable opens: CACHE/VOL.stats */
+
+    struct rcache *rc;          /* read cache (writable opens), or NULL */
+    GThread *keeper;            /* housekeeping: see keeper_thread() */
+    GCond keeper_cond;
+    bool stopping;              /* keeper: leave now */
 };
 /* ---- paths ---------------------------------------------------------------- */
 
@@ -113,6 +124,12 @@ static char *cache_file(const struct lsvd_config *cfg, const char *name,
 static char *journal_path(const struct lsvd_config *cfg, const char *name)
 {
     return cache_file(cfg, name, "journal");
+}
+
+/* CACHE_DIR/VOLUME: what the read cache's file names start with. */
+static char *cache_base(const struct lsvd_config *cfg, const char *name)
+{
+    return g_build_filename(cfg->cache_dir, name, NULL);
 }
 
 /* The journal map checkpoint beside the journal. */
@@ -696,6 +713,23 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
         cb(cb_arg, 0);
         return 0;
     }
+    switch (type) {
+    case VREQ_READ:
+        __atomic_fetch_add(&v->n_reads, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&v->n_read_bytes, len, __ATOMIC_RELAXED);
+        break;
+    case VREQ_WRITE:
+        __atomic_fetch_add(&v->n_writes, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&v->n_write_bytes, len, __ATOMIC_RELAXED);
+        break;
+    case VREQ_ZERO:
+        __atomic_fetch_add(&v->n_zeroes, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&v->n_zero_bytes, len, __ATOMIC_RELAXED);
+        break;
+    default:
+        __atomic_fetch_add(&v->n_flushes, 1, __ATOMIC_RELAXED);
+        break;
+    }
     r = g_new(struct vreq, 1);
     *r = (struct vreq){
         .type = type, .offset = offset, .iov = iov, .iovcnt = iovcnt,
@@ -852,10 +886,89 @@ static int replay_record(void *arg, const struct rec_header *r,
                       &iov, 1, 0, r->seq > c->after_seq);
 }
 
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define KEEPER_TICK_S 1
+#define RCACHE_PERSIST_S 30         /* read cache map saved this often */
+#define STATS_S 5                   /* the stats file, this often */
+
+static void write_stats_file(struct lsvd_volume *v);
+
+/* Something a stats file shows has changed since @last. */
+static bool stats_changed(struct lsvd_volume *v, uint64_t *last)
+{
+    struct backend_counters bc;
+    uint64_t sum;
+
+    if (backend_get_counters(&v->be, &bc) < 0) {
+        memset(&bc, 0, sizeof(bc));
+    }
+    sum = LOAD(v->n_reads) + LOAD(v->n_writes) + LOAD(v->n_zeroes) +
+          LOAD(v->n_flushes) + bc.put + bc.get + bc.del + bc.list + bc.head;
+    if (sum == *last) {
+        return false;
+    }
+    *last = sum;
+    return true;
+}
+
+/*
+ * Housekeeping, once a second: the read cache map is saved every
+ * RCACHE_PERSIST_S seconds if it changed, so that a restart, even after a
+ * crash, does not refetch what the cache held.
+ */
+static gpointer keeper_thread(gpointer arg)
+{
+    struct lsvd_volume *v = arg;
+    int64_t next_persist = g_get_monotonic_time() +
+                           RCACHE_PERSIST_S * G_TIME_SPAN_SECOND;
+    int64_t next_stats = 0;
+    uint64_t last = UINT64_MAX;
+
+    g_mutex_lock(&v->lock);
+    while (!v->stopping) {
+        int64_t now = g_get_monotonic_time();
+
+        if (v->stats_path && now >= next_stats) {
+            g_mutex_unlock(&v->lock);
+            if (stats_changed(v, &last)) {
+                write_stats_file(v);
+            }
+            g_mutex_lock(&v->lock);
+            next_stats = now + STATS_S * G_TIME_SPAN_SECOND;
+            continue;
+        }
+        if (now >= next_persist) {
+            g_mutex_unlock(&v->lock);
+            if (v->rc) {
+                rcache_persist(v->rc);
+            }
+            g_mutex_lock(&v->lock);
+            next_persist = now + RCACHE_PERSIST_S * G_TIME_SPAN_SECOND;
+            continue;
+        }
+        g_cond_wait_until(&v->keeper_cond, &v->lock,
+                          now + KEEPER_TICK_S * G_TIME_SPAN_SECOND);
+    }
+    g_mutex_unlock(&v->lock);
+    return NULL;
+}
+
 static void volume_free(struct lsvd_volume *v)
 {
+    if (v->keeper) {
+        g_mutex_lock(&v->lock);
+        v->stopping = true;
+        g_cond_signal(&v->keeper_cond);
+        g_mutex_unlock(&v->lock);
+        g_thread_join(v->keeper);
+    }
     workers_stop(v->readers);
+    if (v->stats_path && v->jthread) {
+        update_stats(v);
+        write_stats_file(v);        /* the final counts */
+    }
     objlog_close(v->ol);
+    rcache_close(v->rc);
     journal_close(v->jnl);
     extmap_free(v->jmap);
     super_free(&v->sb);
@@ -865,7 +978,9 @@ static void volume_free(struct lsvd_volume *v)
     }
     g_rw_lock_clear(&v->jmap_lock);
     g_mutex_clear(&v->lock);
+    g_cond_clear(&v->keeper_cond);
     g_free(v->jmpath);
+    g_free(v->stats_path);
     g_free(v->name);
     g_free(v);
 }
@@ -886,6 +1001,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     }
     v = g_new0(struct lsvd_volume, 1);
     g_mutex_init(&v->lock);
+    g_cond_init(&v->keeper_cond);
     g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
     v->rdonly = flags & LSVD_OPEN_RDONLY;
@@ -920,6 +1036,16 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
+    if (!v->rdonly && cfg->read_cache_size > 0) {
+        g_autofree char *base = cache_base(cfg, name);
+
+        ret = rcache_open(base, v->sb.uuid, cfg->read_cache_size,
+                          cfg->read_block, &v->rc, err);
+        if (ret < 0) {
+            goto fail;
+        }
+        objlog_set_rcache(v->ol, v->rc, cfg->prefetch);
+    }
     v->jmpath = jmap_path(cfg, name);
     load_jmap_ckpt(v, max_jseq);
     rc = (struct replay_ctx){ v, max_jseq };
@@ -941,11 +1067,19 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
         }
     }
     v->journal_bytes = journal_dirty_bytes(v->jnl, max_jseq);
+    if (!v->rdonly) {
+        v->stats_path = cache_file(cfg, name, "stats");
+    }
 
     v->queue = g_async_queue_new();
-    v->readers = workers_start("lsvd-read", READ_THREADS, read_task, v);
+    /* a read worker blocks on its GET: an S3 store gets as many as it
+     * allows requests in flight, so that misses can use them all */
+    v->readers = workers_start("lsvd-read", cfg->is_s3 ?
+                               MAX(READ_THREADS, cfg->s3.max_requests) :
+                               READ_THREADS, read_task, v);
     v->jthread = g_thread_try_new("lsvd-journal", journal_thread, v, NULL);
-    if (!v->readers || !v->jthread) {
+    v->keeper = g_thread_try_new("lsvd-keeper", keeper_thread, v, NULL);
+    if (!v->readers || !v->jthread || !v->keeper) {
         ret = lsvd_fail(err, -EAGAIN, "cannot start the volume's threads");
         goto fail;
     }
@@ -978,7 +1112,9 @@ uint64_t lsvd_size(const struct lsvd_volume *v)
 int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
 {
     struct objlog_stats st;
+    struct backend_counters bc;
 
+    memset(info, 0, sizeof(*info));
     objlog_stats(v->ol, &st);
     info->size = v->size;
     info->objects = st.objects;
@@ -987,7 +1123,93 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
     g_mutex_lock(&v->lock);
     info->journal_bytes = v->journal_bytes;
     g_mutex_unlock(&v->lock);
+
+    info->reads = LOAD(v->n_reads);
+    info->read_bytes = LOAD(v->n_read_bytes);
+    info->writes = LOAD(v->n_writes);
+    info->write_bytes = LOAD(v->n_write_bytes);
+    info->zeroes = LOAD(v->n_zeroes);
+    info->zero_bytes = LOAD(v->n_zero_bytes);
+    info->flushes = LOAD(v->n_flushes);
+    info->journal_size = journal_ring_size(v->jnl);
+    info->journal_used = journal_used(v->jnl);
+
+    if (backend_get_counters(&v->be, &bc) < 0) {
+        memset(&bc, 0, sizeof(bc));
+    }
+    info->be_put = bc.put;
+    info->be_put_bytes = bc.put_bytes;
+    info->be_get = bc.get;
+    info->be_get_bytes = bc.get_bytes;
+    info->be_head = bc.head;
+    info->be_delete = bc.del;
+    info->be_list = bc.list;
+    info->be_retries = bc.retries;
+    info->be_errors = bc.errors;
+
+    if (v->rc) {
+        struct rcache_counters rc;
+
+        rcache_counters(v->rc, &rc);
+        info->rc_size = rc.n_slots * rc.block_size;
+        info->rc_used = rc.used_slots * rc.block_size;
+        info->rc_block = rc.block_size;
+        info->rc_hits = rc.hits;
+        info->rc_misses = rc.misses;
+        info->rc_hit_bytes = rc.hit_bytes;
+        info->rc_fills = rc.fills;
+        info->rc_prefetched = rc.prefetched;
+        info->rc_evictions = rc.evictions;
+    }
     return 0;
+}
+
+uint32_t lsvd_checksum(const void *buf, size_t len)
+{
+    return lsvd_crc32c(0, buf, len);
+}
+
+char *lsvd_stats_path(const struct lsvd_config *cfg, const char *name)
+{
+    g_autofree char *p = cache_file(cfg, name, "stats");
+
+    return strdup(p);
+}
+
+/*
+ * The stats file (docs/format.md): "lsvd-stats 1", then one "key value"
+ * line per counter, then "crc32c X" over everything before that line.
+ * Written to a temporary file and renamed, without fsync: it is for
+ * people, and a crash may lose the last few seconds of it.
+ */
+static void write_stats_file(struct lsvd_volume *v)
+{
+    struct lsvd_info i;
+    g_autofree char *tmp = g_strconcat(v->stats_path, ".tmp", NULL);
+    GString *s = g_string_new("lsvd-stats 1\n");
+
+    lsvd_stat(v, &i);
+#define F(name) g_string_append_printf(s, #name " %" PRIu64 "\n", i.name)
+    g_string_append_printf(s, "volume %s\n", v->name);
+    g_string_append_printf(s, "pid %d\n", (int)getpid());
+    g_string_append_printf(s, "time %" PRId64 "\n",
+                           g_get_real_time() / G_USEC_PER_SEC);
+    F(size); F(objects); F(stored_bytes); F(journal_bytes); F(last_seq);
+    F(reads); F(read_bytes); F(writes); F(write_bytes);
+    F(zeroes); F(zero_bytes); F(flushes);
+    F(journal_size); F(journal_used);
+    F(be_put); F(be_put_bytes); F(be_get); F(be_get_bytes);
+    F(be_head); F(be_delete); F(be_list); F(be_retries); F(be_errors);
+    F(rc_size); F(rc_used); F(rc_block); F(rc_hits); F(rc_misses);
+    F(rc_hit_bytes); F(rc_fills); F(rc_prefetched); F(rc_evictions);
+#undef F
+    g_string_append_printf(s, "crc32c %08x\n",
+                           lsvd_crc32c(0, s->str, s->len));
+    if (!g_file_set_contents(tmp, s->str, s->len, NULL) ||
+        rename(tmp, v->stats_path) < 0) {
+        g_unlink(tmp);
+    }
+    g_string_free(s, TRUE);
 }
 
 /* ---- volume management -------------------------------------------------- */
@@ -1133,11 +1355,19 @@ int lsvd_remove(const struct lsvd_config *cfg, const char *name,
         lsvd_fail(err, ret, "cannot delete %s: %s", sname, g_strerror(-ret));
         goto out;
     }
-    if (jnl) {
+    /* a writer always has a journal: without one, nobody has the volume
+     * open and its other cache files can go too */
+    if (jnl || !g_file_test(jpath, G_FILE_TEST_EXISTS)) {
         g_autofree char *jm = jmap_path(cfg, name);
+        g_autofree char *base = cache_base(cfg, name);
+        g_autofree char *st = cache_file(cfg, name, "stats");
 
+        rcache_remove(base);
+        unlink(st);
         unlink(jm);
-        unlink(jpath);
+        if (jnl) {
+            unlink(jpath);
+        }
     }
 out:
     journal_close(jnl);

@@ -180,6 +180,42 @@ static void seed_names(void)
     }
 }
 
+/* The first byte picks the parser: even for a list page, odd for an
+ * error body (see fuzz-s3xml.c). */
+static void seed_s3xml(void)
+{
+    put_str("s3xml",
+            "L<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/"
+            "2006-03-01/\"><Name>lsvd-test</Name><Prefix>lsvd/</Prefix>"
+            "<KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>"
+            "<Delimiter>/</Delimiter><EncodingType>url</EncodingType>"
+            "<IsTruncated>true</IsTruncated>"
+            "<ContinuationToken>abc</ContinuationToken>"
+            "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36H"
+            "y4vbOwM=</NextContinuationToken>"
+            "<Contents><Key>lsvd/vol/0000000000000001</Key>"
+            "<LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+            "<ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag>"
+            "<Size>8388608</Size><StorageClass>STANDARD</StorageClass>"
+            "<Owner><ID>lsvd-test</ID></Owner></Contents>"
+            "<Contents><Key>lsvd/vol/super%20x</Key><Size>4096</Size>"
+            "</Contents>"
+            "<CommonPrefixes><Prefix>lsvd/vol/sub/</Prefix></CommonPrefixes>"
+            "</ListBucketResult>");
+    put_str("s3xml",
+            "L<ListBucketResult><IsTruncated>false</IsTruncated>"
+            "<Contents><Key>a&amp;b</Key><Size>0</Size></Contents>"
+            "</ListBucketResult>");
+    put_str("s3xml",
+            "E<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<Error><Code>NoSuchBucket</Code><Message>The specified bucket "
+            "does not exist</Message><BucketName>nope</BucketName>"
+            "<RequestId>tx0000</RequestId><HostId>h</HostId></Error>");
+    put_str("s3xml",
+            "E<Error><Code>SignatureDoesNotMatch</Code><Message/></Error>");
+}
+
 static void seed_ckpt(void)
 {
     struct ckpt_extent ext[3] = {
@@ -242,8 +278,30 @@ static void seed_jmap(void)
     g_free(b);
 }
 
+static void seed_rcmap(void)
+{
+    struct rcmap_entry e[3] = {
+        { .seq = 1, .block = 0, .slot = 5, .len = 65536, .crc = 0x1234 },
+        { .seq = 1, .block = 1, .slot = 0, .len = 4096, .crc = 0x5678 },
+        { .seq = 0x42, .block = 7, .slot = 15, .len = 512, .crc = 1 },
+    };
+    struct rcmap m = { .uuid = { 7 }, .block_size = 65536, .n_slots = 16,
+                       .n_entries = 3, .entries = e };
+    uint8_t *b;
+    size_t len;
+
+    b = rcmap_encode(&m, &len);
+    put("rcmap", b, len);
+    g_free(b);
+    m.n_entries = 0;
+    b = rcmap_encode(&m, &len);
+    put("rcmap", b, len);
+    g_free(b);
+}
+
 static void seed_all(void)
 {
+    seed_rcmap();
     seed_jmap();
     seed_super();
     seed_ckpt();
@@ -251,6 +309,7 @@ static void seed_all(void)
     seed_journal();
     seed_config();
     seed_names();
+    seed_s3xml();
 }
 
 void fuzz_seeds_foreach(fuzz_seed_fn *fn, void *arg)

@@ -253,8 +253,8 @@ static void test_s3(void)
                 "timeout");
     parse_fails("[backend]\nurl = s3://bucket\nmax_requests = 1000\n",
                 -EINVAL, "max_requests");
-    parse_fails("[backend]\nurl = s3://bucket\naccess_key_id = AK\n",
-                -EINVAL, "go together");
+    parse_fails("[backend]\nurl = s3://bucket\nsecret_access_key = SK\n",
+                -EINVAL, "needs access_key_id");
     parse_fails("[backend]\nurl = s3://a.b.c\naddressing = virtual\n",
                 -EINVAL, "addressing = path");
     parse_fails("[backend]\nurl = s3://bucket\nregion = \n", -EINVAL,
