@@ -4,8 +4,8 @@
 #                the demo on the embedded default store
 #   make check   set up, build, and run every test
 #
-# Other targets: setup, core, qemu, test-core, test-asan, test-qemu, fuzz,
-# crash, bench, clean.  Everything built lands in build/ (git-ignored).
+# Other targets: setup, core, qemu, test-core, test-asan, test-s3, test-qemu,
+# fuzz, crash, bench, clean.  Everything built lands in build/ (git-ignored).
 
 TOP        := $(CURDIR)
 BUILD      := $(TOP)/build
@@ -13,8 +13,8 @@ PREFIX     := $(BUILD)/prefix
 FUZZ_SECONDS ?= 10
 N          ?= 200
 
-.PHONY: all setup core qemu demo check test-core test-asan test-qemu fuzz \
-	crash bench clean
+.PHONY: all setup core qemu demo check test-core test-asan test-s3 test-qemu \
+	fuzz crash bench clean
 
 all: qemu
 
@@ -48,6 +48,10 @@ test-core: core
 
 test-asan: core
 	bash scripts/check.sh asan
+
+# the S3 tests against a local Ceph RGW (scripts/rgw.sh, started and stopped)
+test-s3: core
+	bash scripts/check.sh s3
 
 test-qemu: qemu
 	bash scripts/check.sh qemu

@@ -2,10 +2,14 @@
 # Run the test suites and print one summary line: "N passed, N failed".
 #
 #   scripts/check.sh            every suite
-#   scripts/check.sh SUITE...   some of: core asan fuzz crash qemu
+#   scripts/check.sh SUITE...   some of: core asan s3 fuzz crash qemu
 #
-# core:  unit tests of lsvd-core (meson test, build/core)
+# core:  unit tests of lsvd-core (meson test, build/core), except suite s3
 # asan:  the same under AddressSanitizer + UBSan (build/asan)
+# s3:    meson suite s3 (build/core) against a single-node Ceph RGW on
+#        127.0.0.1: scripts/rgw.sh start build/rgw-check (installs the
+#        ceph packages if missing), LSVD_TEST_S3_CONF=build/rgw-check/
+#        lsvd.conf, and the RGW is stopped again whatever happens
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
 # crash: kill -9 at CRASH_POINTS (default 200) points per mode
 # qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build, then
@@ -18,7 +22,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(core asan fuzz crash qemu)
+[ ${#suites[@]} -gt 0 ] || suites=(core asan s3 fuzz crash qemu)
 
 passed=0 failed=0 skipped=0
 failures=()
@@ -41,32 +45,76 @@ count_meson() {
     fi
 }
 
-run_meson_suite() {
+# Configure (once) and build a meson build directory; a failure is counted
+# and returns 1.
+build_meson() {
     local name=$1 dir=$2; shift 2
-    local log="$top/build/$name-test.log"
+    mkdir -p "$top/build"
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@" >/dev/null || {
-            failed=$((failed + 1)); failures+=("$name: meson setup failed"); return; }
+            failed=$((failed + 1)); failures+=("$name: meson setup failed")
+            return 1; }
     fi
     if ! ninja -C "$dir" >"$top/build/$name-build.log" 2>&1; then
-        cat "$top/build/$name-build.log" | tail -n 30
-        failed=$((failed + 1)); failures+=("$name: build failed"); return
+        tail -n 30 "$top/build/$name-build.log"
+        failed=$((failed + 1)); failures+=("$name: build failed"); return 1
     fi
-    echo "== $name: meson test -C $dir"
-    meson test -C "$dir" --print-errorlogs 2>&1 | tee "$log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):' 
+}
+
+# meson test -C DIR ARGS..., logged to build/NAME-test.log and counted.
+test_meson() {
+    local name=$1 dir=$2; shift 2
+    local log="$top/build/$name-test.log"
+    echo "== $name: meson test -C $dir $*"
+    meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log" |
+        grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):'
     count_meson "$log" "$name"
 }
+
+core_setup=(--prefix="$top/build/prefix" --libdir=lib -Ddefault_library=static)
+
+# The RGW of suite s3, stopped on every way out (failure, ^C, kill).
+rgw_dir=
+stop_rgw() {
+    if [ -n "$rgw_dir" ]; then
+        bash scripts/rgw.sh stop "$rgw_dir" >>build/s3-rgw.log 2>&1 ||
+            echo "check.sh: scripts/rgw.sh stop $rgw_dir failed (see build/s3-rgw.log)" >&2
+        rgw_dir=
+    fi
+}
+trap stop_rgw EXIT
+trap 'stop_rgw; exit 130' INT
+trap 'stop_rgw; exit 143' TERM
 
 for s in "${suites[@]}"; do
     case $s in
     core)
-        run_meson_suite core build/core --prefix="$top/build/prefix" \
-            --libdir=lib -Ddefault_library=static
+        build_meson core build/core "${core_setup[@]}" &&
+            test_meson core build/core --no-suite s3
         ;;
     asan)
-        run_meson_suite asan build/asan -Db_sanitize=address,undefined \
+        build_meson asan build/asan -Db_sanitize=address,undefined \
             -Db_lundef=false --prefix="$top/build/prefix-asan" --libdir=lib \
-            -Ddefault_library=static
+            -Ddefault_library=static &&
+            test_meson asan build/asan --no-suite s3
+        ;;
+    s3)
+        build_meson core build/core "${core_setup[@]}" || continue
+        echo "== s3: scripts/rgw.sh start build/rgw-check"
+        rgw_dir=$top/build/rgw-check
+        if bash scripts/rgw.sh start "$rgw_dir" >build/s3-rgw.log 2>&1; then
+            grep -E '^(rgw.sh: started|endpoint:)' build/s3-rgw.log
+            LSVD_TEST_S3_CONF=$rgw_dir/lsvd.conf \
+                test_meson s3 build/core --suite s3
+        else
+            # keep the daemons' logs: stopping removes the state directory
+            rm -rf build/s3-rgw-logs
+            [ -d "$rgw_dir/log" ] && cp -r "$rgw_dir/log" build/s3-rgw-logs
+            tail -n 20 build/s3-rgw.log
+            failed=$((failed + 1))
+            failures+=("s3: RGW did not start: see build/s3-rgw.log and build/s3-rgw-logs/")
+        fi
+        stop_rgw
         ;;
     fuzz)
         echo "== fuzz: scripts/run-fuzz.sh ${FUZZ_SECONDS:-5}"

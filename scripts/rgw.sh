@@ -237,7 +237,7 @@ osd crush chooseleaf type = 0
 mon max pg per osd = 1000
 crash dir = $D/log
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $D/rgw
 EOF
 

@@ -1,6 +1,18 @@
 /*
- * test-volume - the public API end to end, on a dir:// store and a cache
- * directory inside a temporary directory per test.
+ * test-volume - the public API end to end, on a store and a cache
+ * directory of its own per test case.
+ *
+ * The store: without arguments, a dir:// store in a temporary directory
+ * per test.  With --s3 (meson's test 'volume-s3', suite 's3'), the S3
+ * store of the config file that LSVD_TEST_S3_CONF names (as written by
+ * scripts/rgw.sh start DIR: DIR/lsvd.conf): its [backend] section as it
+ * is, but with a prefix of each test's own, PREFIX/t-RANDOMHEX/, so that
+ * tests never see each other's volumes and reruns never collide; the
+ * cache and the batch and journal sizes are as on dir://.  --s3 without
+ * LSVD_TEST_S3_CONF exits 77 (skip); without --s3 the variable is
+ * ignored.  A test touches the store only through the backend operations
+ * (backend_open() on the test's config), so it means the same on both;
+ * teardown on S3 deletes every object under the test's prefix.
  *
  * Covered: create/open/read/write/close/reopen, reopen without the cache,
  * a random workload checked against a model, recovery after a crash (a
@@ -13,7 +25,8 @@
  * bytes, so a read shows which write each sector came from: that is how
  * the crash tests check "a prefix of the writes".
  *
- * LSVD_TEST_KEEP=1 keeps the temporary directories.
+ * LSVD_TEST_KEEP=1 keeps the temporary directories (and on S3, the
+ * objects; their prefix is printed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +40,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "backend.h"
 #include "config.h"
 #include "format.h"
 #include "lsvd.h"
@@ -66,38 +80,97 @@ static unsigned log_error_count(void)
 
 /* ---- fixture ------------------------------------------------------------- */
 
+/*
+ * With --s3, the S3 store named by the config file LSVD_TEST_S3_CONF: its
+ * [backend] keys (endpoint, region, credentials...) are used as they are,
+ * and its URL gives the bucket and the prefix under which each test case
+ * takes a fresh one of its own.  NULL: every test runs on dir://.
+ */
+static GKeyFile *s3_file;
+static char *s3_bucket;
+static char *s3_prefix;         /* "" or "some/prefix/" */
+
 struct fix {
     char *root;
-    char *store;        /* ROOT/store, the dir:// store */
+    char *store;        /* dir://: ROOT/store; NULL on S3 */
     char *cache;        /* ROOT/cache */
+    char *url;          /* dir://ROOT/store or s3://BUCKET/PREFIX/t-HEX */
+    bool s3;
     struct lsvd_config *cfg;
+    /* The test's own view of the store, opened on first use; a child
+     * process opens its own (be_pid tells whose it is). */
+    struct backend be;
+    pid_t be_pid;
 };
+
+/*
+ * f->cfg: the test's store and cache with batches of @batch and a journal
+ * of @cache_size; checkpoint_objects is @ckpt_objects unless 0.  Only the
+ * [backend] section comes from the S3 config file, so a test is configured
+ * alike on both stores.
+ */
+static void fix_config_ckpt(struct fix *f, const char *batch,
+                            const char *cache_size, unsigned ckpt_objects)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *text = NULL;
+    struct lsvd_err err = { { 0 } };
+    gsize len;
+
+    g_key_file_set_string(kf, "backend", "url", f->url);
+    if (f->s3) {
+        g_auto(GStrv) keys = g_key_file_get_keys(s3_file, "backend", NULL,
+                                                 NULL);
+
+        for (char **k = keys; k && *k; k++) {
+            g_autofree char *v = NULL;
+
+            if (!strcmp(*k, "url")) {
+                continue;
+            }
+            v = g_key_file_get_value(s3_file, "backend", *k, NULL);
+            g_key_file_set_value(kf, "backend", *k, v);
+        }
+    }
+    g_key_file_set_string(kf, "cache", "dir", f->cache);
+    g_key_file_set_string(kf, "cache", "size", cache_size);
+    g_key_file_set_string(kf, "log", "batch_size", batch);
+    if (ckpt_objects) {
+        g_key_file_set_uint64(kf, "log", "checkpoint_objects", ckpt_objects);
+    }
+    text = g_key_file_to_data(kf, &len, NULL);
+
+    lsvd_config_free(f->cfg);
+    f->cfg = NULL;
+    if (config_parse(text, len, "test", &f->cfg, &err) < 0) {
+        g_test_message("config: %s", err.msg);
+    }
+    g_assert_nonnull(f->cfg);
+}
 
 static void fix_config(struct fix *f, const char *batch,
                        const char *cache_size)
 {
-    g_autofree char *text = g_strdup_printf(
-        "[backend]\nurl = dir://%s\n"
-        "[cache]\ndir = %s\nsize = %s\n"
-        "[log]\nbatch_size = %s\n",
-        f->store, f->cache, cache_size, batch);
-    struct lsvd_err err = { { 0 } };
-
-    lsvd_config_free(f->cfg);
-    f->cfg = NULL;
-    g_assert_cmpint(config_parse(text, strlen(text), "test", &f->cfg, &err),
-                    ==, 0);
+    fix_config_ckpt(f, batch, cache_size, 0);
 }
 
 static void fix_setup(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 {
     GError *gerr = NULL;
 
+    memset(f, 0, sizeof(*f));
     f->root = g_dir_make_tmp("lsvd-test-XXXXXX", &gerr);
     g_assert_no_error(gerr);
-    f->store = g_build_filename(f->root, "store", NULL);
     f->cache = g_build_filename(f->root, "cache", NULL);
-    f->cfg = NULL;
+    if (s3_file) {
+        /* a prefix no other test case or run uses */
+        f->s3 = true;
+        f->url = g_strdup_printf("s3://%s/%st-%08x%08x", s3_bucket,
+                                 s3_prefix, g_random_int(), g_random_int());
+    } else {
+        f->store = g_build_filename(f->root, "store", NULL);
+        f->url = g_strconcat("dir://", f->store, NULL);
+    }
     fix_config(f, "1M", "64M");
 }
 
@@ -118,11 +191,229 @@ static void rm_rf(const char *path)
     g_rmdir(path);
 }
 
+/* ---- the store, through the backend operations --------------------------- */
+
+/* The test's backend for this process; no assertions (for children). */
+static int store_try(struct fix *f, struct backend **out)
+{
+    struct lsvd_err err = { { 0 } };
+    int ret;
+
+    if (!f->be.ops || f->be_pid != getpid()) {
+        /* a parent's instance is left alone: it is not ours to use */
+        f->be = (struct backend){ 0 };
+        ret = backend_open(f->cfg, &f->be, &err);
+        if (ret < 0) {
+            fprintf(stderr, "open %s: %s\n", f->url, err.msg);
+            return ret;
+        }
+        f->be_pid = getpid();
+    }
+    *out = &f->be;
+    return 0;
+}
+
+static struct backend *store(struct fix *f)
+{
+    struct backend *be = NULL;
+
+    g_assert_cmpint(store_try(f, &be), ==, 0);
+    return be;
+}
+
+static char *object_name(const char *vol, uint64_t seq)
+{
+    return g_strdup_printf("%s/%016" PRIx64, vol, seq);
+}
+
+/* Size of object @name, or -ENOENT. */
+static int store_head(struct fix *f, const char *name, uint64_t *size)
+{
+    struct backend *be = store(f);
+
+    return be->ops->head(be->be, name, size);
+}
+
+static bool store_exists(struct fix *f, const char *name)
+{
+    uint64_t size;
+    int ret = store_head(f, name, &size);
+
+    g_assert_true(ret == 0 || ret == -ENOENT);
+    return ret == 0;
+}
+
+static uint64_t store_size(struct fix *f, const char *name)
+{
+    uint64_t size = 0;
+
+    g_assert_cmpint(store_head(f, name, &size), ==, 0);
+    return size;
+}
+
+/* All of object @name; g_free() it. */
+static uint8_t *store_get(struct fix *f, const char *name, size_t *len)
+{
+    struct backend *be = store(f);
+    uint64_t size = store_size(f, name);
+    uint8_t *data = g_malloc(size + 1);
+
+    if (size) {
+        g_assert_cmpint(be->ops->get_range(be->be, name, 0, data, size), ==,
+                        size);
+    }
+    *len = size;
+    return data;
+}
+
+static void store_put(struct fix *f, const char *name, const uint8_t *data,
+                      size_t len)
+{
+    struct backend *be = store(f);
+    struct iovec iov = { (void *)data, len };
+
+    g_assert_cmpint(be->ops->put(be->be, name, &iov, 1), ==, 0);
+}
+
+static void store_del(struct fix *f, const char *name)
+{
+    struct backend *be = store(f);
+
+    g_assert_cmpint(be->ops->del(be->be, name), ==, 0);
+}
+
+static void store_copy(struct fix *f, const char *from, const char *to)
+{
+    size_t len;
+    g_autofree uint8_t *data = store_get(f, from, &len);
+
+    store_put(f, to, data, len);
+}
+
+/* XOR @mask into the byte at @off of object @name: a new object in its
+ * place, as rot or a bad server would leave it. */
+static void store_flip_byte(struct fix *f, const char *name, uint64_t off,
+                            uint8_t mask)
+{
+    size_t len;
+    g_autofree uint8_t *data = store_get(f, name, &len);
+
+    g_assert_cmpuint(off, <, len);
+    data[off] ^= mask;
+    store_put(f, name, data, len);
+}
+
+/* Object @name cut to its first @len bytes. */
+static void store_truncate(struct fix *f, const char *name, uint64_t len)
+{
+    size_t have;
+    g_autofree uint8_t *data = store_get(f, name, &have);
+
+    g_assert_cmpuint(len, <=, have);
+    store_put(f, name, data, len);
+}
+
+/* Everything listed under @prefix ("" or ending in '/'), recursively. */
+static GPtrArray *store_list_all(struct fix *f, const char *prefix)
+{
+    struct backend *be = store(f);
+    g_autoptr(GPtrArray) names = NULL;
+    GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
+
+    g_assert_cmpint(be->ops->list(be->be, prefix, &names), ==, 0);
+    for (guint i = 0; i < names->len; i++) {
+        const char *n = g_ptr_array_index(names, i);
+
+        if (g_str_has_suffix(n, "/")) {
+            g_autoptr(GPtrArray) sub = store_list_all(f, n);
+
+            for (guint k = 0; k < sub->len; k++) {
+                g_ptr_array_add(all, g_strdup(g_ptr_array_index(sub, k)));
+            }
+        } else {
+            g_ptr_array_add(all, g_strdup(n));
+        }
+    }
+    return all;
+}
+
+/* Number of objects under @prefix, at any depth. */
+static unsigned store_count(struct fix *f, const char *prefix)
+{
+    g_autoptr(GPtrArray) all = store_list_all(f, prefix);
+
+    return all->len;
+}
+
+/*
+ * Number of data objects of @vol, and the newest sequence number; no
+ * assertions, so a child process can use it.
+ */
+static int list_objects(struct fix *f, const char *vol, unsigned *count,
+                        uint64_t *newest)
+{
+    g_autofree char *prefix = g_strdup_printf("%s/", vol);
+    g_autoptr(GPtrArray) names = NULL;
+    struct backend *be;
+    int ret = store_try(f, &be);
+
+    *count = 0;
+    if (newest) {
+        *newest = 0;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    ret = be->ops->list(be->be, prefix, &names);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < names->len; i++) {
+        const char *n = (const char *)g_ptr_array_index(names, i) +
+                        strlen(prefix);
+
+        if (strlen(n) == 16 && strspn(n, "0123456789abcdef") == 16) {
+            uint64_t seq = g_ascii_strtoull(n, NULL, 16);
+            (*count)++;
+            if (newest && seq > *newest) {
+                *newest = seq;
+            }
+        }
+    }
+    return 0;
+}
+
+static unsigned count_objects(struct fix *f, const char *vol,
+                              uint64_t *newest)
+{
+    unsigned count;
+
+    g_assert_cmpint(list_objects(f, vol, &count, newest), ==, 0);
+    return count;
+}
+
 static void fix_teardown(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 {
-    if (g_getenv("LSVD_TEST_KEEP")) {
-        g_test_message("kept %s", f->root);
+    bool keep = g_getenv("LSVD_TEST_KEEP") != NULL;
+
+    if (keep) {
+        g_test_message("kept %s and %s", f->url, f->root);
     } else {
+        /* every object under the test's own prefix (on S3) or directory,
+         * and nothing else: the backend's names are relative to it.  The
+         * same on dir://, where rm_rf() would do, so that this path is
+         * exercised without a server. */
+        g_autoptr(GPtrArray) all = store_list_all(f, "");
+
+        for (guint i = 0; i < all->len; i++) {
+            store_del(f, g_ptr_array_index(all, i));
+        }
+        g_assert_cmpuint(store_count(f, ""), ==, 0);
+    }
+    if (f->be.ops && f->be_pid == getpid()) {
+        backend_close(&f->be);
+    }
+    if (!keep) {
         rm_rf(f->root);
         g_assert_false(g_file_test(f->root, G_FILE_TEST_EXISTS));
     }
@@ -130,6 +421,7 @@ static void fix_teardown(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_free(f->root);
     g_free(f->store);
     g_free(f->cache);
+    g_free(f->url);
 }
 
 static char *journal_file(struct fix *f, const char *vol)
@@ -137,41 +429,6 @@ static char *journal_file(struct fix *f, const char *vol)
     g_autofree char *leaf = g_strdup_printf("%s.journal", vol);
 
     return g_build_filename(f->cache, leaf, NULL);
-}
-
-static char *object_file(struct fix *f, const char *vol, uint64_t seq)
-{
-    g_autofree char *leaf = g_strdup_printf("%016" PRIx64, seq);
-
-    return g_build_filename(f->store, vol, leaf, NULL);
-}
-
-/* Number of data objects of @vol, and the newest sequence number. */
-static unsigned count_objects(struct fix *f, const char *vol,
-                              uint64_t *newest)
-{
-    g_autofree char *dir = g_build_filename(f->store, vol, NULL);
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *n;
-    unsigned count = 0;
-
-    if (newest) {
-        *newest = 0;
-    }
-    if (!d) {
-        return 0;
-    }
-    while ((n = g_dir_read_name(d))) {
-        if (strlen(n) == 16 && strspn(n, "0123456789abcdef") == 16) {
-            uint64_t seq = g_ascii_strtoull(n, NULL, 16);
-            count++;
-            if (newest && seq > *newest) {
-                *newest = seq;
-            }
-        }
-    }
-    g_dir_close(d);
-    return count;
 }
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -267,9 +524,9 @@ static uint64_t journal_base(struct fix *f, const char *vol)
 static void object_header(struct fix *f, const char *vol, uint64_t seq,
                           struct obj_header *h)
 {
-    g_autofree char *path = object_file(f, vol, seq);
+    g_autofree char *name = object_name(vol, seq);
     size_t len;
-    g_autofree uint8_t *data = read_file(path, &len);
+    g_autofree uint8_t *data = store_get(f, name, &len);
 
     g_assert_cmpint(obj_header_parse(data, len, h), ==, 0);
     g_assert_cmpuint(h->seq, ==, seq);
@@ -585,8 +842,15 @@ static int crash_child(struct fix *f, void *p)
     if (lsvd_flush(v) < 0) {
         return 15;
     }
-    for (int i = 0; i < 1000 &&
-         count_objects(f, a->vol, NULL) < a->wait_objects; i++) {
+    for (int i = 0; i < 1000 && a->wait_objects > 0; i++) {
+        unsigned count;
+
+        if (list_objects(f, a->vol, &count, NULL) < 0) {
+            return 16;
+        }
+        if (count >= a->wait_objects) {
+            break;
+        }
         g_usleep(10000);
     }
     return 0;
@@ -1464,8 +1728,8 @@ static void test_journal_stale_records_after_corruption(
 static void test_corrupt_object_chunk(struct fix *f,
                                       gconstpointer data G_GNUC_UNUSED)
 {
-    g_autofree char *obj = object_file(f, "bad", 1);
-    g_autofree char *obj2 = object_file(f, "bad", 2);
+    g_autofree char *obj = object_name("bad", 1);
+    g_autofree char *obj2 = object_name("bad", 2);
     g_autofree uint8_t *buf = g_malloc(1 << 20);
     g_autofree uint8_t *noise = g_malloc(128 * SECT);
     struct lsvd_volume *v;
@@ -1493,9 +1757,9 @@ static void test_corrupt_object_chunk(struct fix *f,
     }
     g_assert_cmpuint(h.chunks[4].flags, ==, OBJ_CHUNK_LZ4);
     g_assert_cmpuint(h.chunks[6].flags, ==, 0);
-    flip_byte(obj, h.hdr_len + soff[2] + 100, 0x01);
-    flip_byte(obj, h.hdr_len + soff[4] + 5, 0x80);
-    flip_byte(obj, h.hdr_len + soff[6] + 64 * SECT + 1, 0x02);
+    store_flip_byte(f, obj, h.hdr_len + soff[2] + 100, 0x01);
+    store_flip_byte(f, obj, h.hdr_len + soff[4] + 5, 0x80);
+    store_flip_byte(f, obj, h.hdr_len + soff[6] + 64 * SECT + 1, 0x02);
     obj_header_free(&h);
 
     errors0 = log_error_count();
@@ -1534,9 +1798,9 @@ static void test_corrupt_object_chunk(struct fix *f,
 
     /* an object cut short fails the reads past its end */
     object_header(f, "bad", 2, &h);
-    g_assert_cmpuint(file_size(obj2), ==, h.hdr_len + h.data_len);
+    g_assert_cmpuint(store_size(f, obj2), ==, h.hdr_len + h.data_len);
     obj_header_free(&h);
-    truncate_file(obj2, file_size(obj2) - 1000);
+    store_truncate(f, obj2, store_size(f, obj2) - 1000);
     rm_rf(f->cache);
     v = vol_open(f, "bad", 0);
     check_pat(v, 0, 256, 1);
@@ -1547,7 +1811,7 @@ static void test_corrupt_object_chunk(struct fix *f,
 static void test_corrupt_object_header(struct fix *f,
                                        gconstpointer data G_GNUC_UNUSED)
 {
-    g_autofree char *obj = object_file(f, "hdr", 1);
+    g_autofree char *obj = object_name("hdr", 1);
     struct lsvd_volume *v;
     char *msg;
 
@@ -1555,15 +1819,15 @@ static void test_corrupt_object_header(struct fix *f,
     v = vol_open(f, "hdr", 0);
     write_pat(v, 0, 64, 1);
     vol_close(v);
-    flip_byte(obj, OBJ_FIXED_LEN + 2, 0x04);    /* first extent's LBA */
+    store_flip_byte(f, obj, OBJ_FIXED_LEN + 2, 0x04);   /* first extent's LBA */
 
     msg = vol_open_fails(f, "hdr", 0, -EIO);
     g_assert_nonnull(strstr(msg, "0000000000000001"));
     g_free(msg);
     g_free(vol_open_fails(f, "hdr", LSVD_OPEN_RDONLY, -EIO));
     /* the object is not deleted: it is evidence, not a stray */
-    g_assert_true(g_file_test(obj, G_FILE_TEST_EXISTS));
-    flip_byte(obj, OBJ_FIXED_LEN + 2, 0x04);
+    g_assert_true(store_exists(f, obj));
+    store_flip_byte(f, obj, OBJ_FIXED_LEN + 2, 0x04);
     v = vol_open(f, "hdr", 0);
     check_pat(v, 0, 64, 1);
     vol_close(v);
@@ -1747,8 +2011,11 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     struct lsvd_err err = { { 0 } };
     struct lsvd_volume *v;
     char **names = NULL;
-    g_autofree char *junk = g_build_filename(f->store, "notavolume", NULL);
-    g_autofree char *bdir = g_build_filename(f->store, "b", NULL);
+    const char *junk = "notavolume/README";
+    g_autofree char *empty = f->s3 ? NULL :
+        g_build_filename(f->store, "empty", NULL);
+    g_autofree char *bdir = f->s3 ? NULL :
+        g_build_filename(f->store, "b", NULL);
     g_autofree char *bjnl = journal_file(f, "b");
 
     /* an empty (even missing) store lists nothing */
@@ -1760,8 +2027,12 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_create(f, "c", 1 << 20);
     vol_create(f, "a", 1 << 20);
     vol_create(f, "b", 8 << 20);
-    /* a directory without a superblock is not a volume */
-    g_assert_cmpint(g_mkdir(junk, 0755), ==, 0);
+    /* objects under a name without a superblock are not a volume; on
+     * dir://, nor is an empty directory */
+    store_put(f, junk, (const uint8_t *)"hello", 5);
+    if (!f->s3) {
+        g_assert_cmpint(g_mkdir(empty, 0755), ==, 0);
+    }
     g_assert_cmpint(lsvd_list(f->cfg, &names, &err), ==, 0);
     g_assert_cmpuint(g_strv_length(names), ==, 3);
     g_assert_cmpstr(names[0], ==, "a");
@@ -1777,7 +2048,10 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_cmpuint(count_objects(f, "b", NULL), >=, 2);
     g_assert_true(g_file_test(bjnl, G_FILE_TEST_EXISTS));
     g_assert_cmpint(lsvd_remove(f->cfg, "b", &err), ==, 0);
-    g_assert_false(g_file_test(bdir, G_FILE_TEST_EXISTS));
+    g_assert_cmpuint(store_count(f, "b/"), ==, 0);
+    if (!f->s3) {
+        g_assert_false(g_file_test(bdir, G_FILE_TEST_EXISTS));
+    }
     g_assert_false(g_file_test(bjnl, G_FILE_TEST_EXISTS));
     g_assert_cmpint(lsvd_remove(f->cfg, "b", &err), ==, -ENOENT);
     g_assert_cmpint(lsvd_remove(f->cfg, "../b", &err), ==, -EINVAL);
@@ -1795,15 +2069,16 @@ static void test_list_remove(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     check_pat(v, 0, 16384, 0);
     write_pat(v, 0, 4096, 3);
     vol_close(v);
-    g_assert_true(g_file_test(junk, G_FILE_TEST_IS_DIR));
+    g_assert_true(store_exists(f, junk));
+    if (!f->s3) {
+        g_assert_true(g_file_test(empty, G_FILE_TEST_IS_DIR));
+    }
 
     /* objects left behind without a superblock belong to no volume: a
      * volume created under that name does not see them */
     {
-        g_autofree char *sb = g_build_filename(bdir, "super", NULL);
-
         g_assert_cmpuint(count_objects(f, "b", NULL), ==, 1);
-        g_assert_cmpint(g_unlink(sb), ==, 0);
+        store_del(f, "b/super");
         g_free(vol_open_fails(f, "b", 0, -ENOENT));
         vol_create(f, "b", 8 << 20);
         g_assert_cmpuint(count_objects(f, "b", NULL), ==, 0);
@@ -1902,14 +2177,14 @@ static GArray *checkpoints(struct fix *f, const char *vol, uint64_t newest)
     GArray *seqs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 
     for (uint64_t seq = 1; seq <= newest; seq++) {
-        g_autofree char *path = object_file(f, vol, seq);
+        g_autofree char *name = object_name(vol, seq);
         size_t len;
         g_autofree uint8_t *data = NULL;
 
-        if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        if (!store_exists(f, name)) {
             continue;
         }
-        data = read_file(path, &len);
+        data = store_get(f, name, &len);
         if (obj_type(data, len) == OBJ_TYPE_CHECKPOINT) {
             g_array_append_val(seqs, seq);
         }
@@ -1927,11 +2202,6 @@ static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     const unsigned n = 1500;
     g_autofree struct op *ops = make_ops(21, n, MODEL_SECTORS, 64, 5);
     g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
-    g_autofree char *text = g_strdup_printf(
-        "[backend]\nurl = dir://%s\n[cache]\ndir = %s\nsize = 64M\n"
-        "[log]\nbatch_size = 1M\ncheckpoint_objects = 3\n",
-        f->store, f->cache);
-    struct lsvd_err err = { { 0 } };
     g_autoptr(GArray) ck = NULL;
     struct lsvd_volume *v;
     struct lsvd_info info;
@@ -1939,9 +2209,7 @@ static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     struct ckpt c;
     size_t need, len;
 
-    lsvd_config_free(f->cfg);
-    g_assert_cmpint(config_parse(text, strlen(text), "test", &f->cfg, &err),
-                    ==, 0);
+    fix_config_ckpt(f, "1M", "64M", 3);
     vol_create(f, "ck", MODEL_SIZE);
     v = vol_open(f, "ck", 0);
     g_assert_cmpint(apply_ops(v, ops, 0, n), ==, 0);
@@ -1954,8 +2222,8 @@ static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_cmpuint(ck->len, >=, 2);
     last = g_array_index(ck, uint64_t, ck->len - 1);
     {
-        g_autofree char *path = object_file(f, "ck", last);
-        g_autofree uint8_t *data = read_file(path, &len);
+        g_autofree char *name = object_name("ck", last);
+        g_autofree uint8_t *data = store_get(f, name, &len);
 
         g_assert_cmpint(ckpt_parse(data, len, &c, &need), ==, 0);
         g_assert_cmpuint(c.seq, ==, last);
@@ -1973,8 +2241,8 @@ static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 
     /* the newest checkpoint corrupted: the one before it serves */
     {
-        g_autofree char *path = object_file(f, "ck", last);
-        flip_byte(path, 200, 0x04);
+        g_autofree char *name = object_name("ck", last);
+        store_flip_byte(f, name, 200, 0x04);
     }
     v = vol_open(f, "ck", 0);
     check_model(v, model, MODEL_SECTORS);
@@ -1992,9 +2260,9 @@ static void test_checkpoints(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 static void test_stranded_objects(struct fix *f,
                                   gconstpointer data G_GNUC_UNUSED)
 {
-    g_autofree char *obj1 = object_file(f, "st", 1);
-    g_autofree char *obj4 = object_file(f, "st", 4);
-    g_autofree char *odd = g_build_filename(f->store, "st", "README", NULL);
+    g_autofree char *obj1 = object_name("st", 1);
+    g_autofree char *obj4 = object_name("st", 4);
+    const char *odd = "st/README";
     struct lsvd_volume *v;
     uint64_t newest;
 
@@ -2008,19 +2276,19 @@ static void test_stranded_objects(struct fix *f,
     g_assert_cmpuint(count_objects(f, "st", &newest), ==, 2);
 
     /* object 4 after a gap: a leftover of a log that was cut at 2 */
-    copy_file(obj1, obj4);
-    write_file(odd, (const uint8_t *)"hello", 5);
+    store_copy(f, obj1, obj4);
+    store_put(f, odd, (const uint8_t *)"hello", 5);
 
     /* a read-only open neither uses nor deletes it */
     v = vol_open(f, "st", LSVD_OPEN_RDONLY);
     check_pat(v, 0, 128, 2);
     check_pat(v, 128, 128, 1);
     vol_close(v);
-    g_assert_true(g_file_test(obj4, G_FILE_TEST_EXISTS));
+    g_assert_true(store_exists(f, obj4));
 
     /* a writable open deletes it and does not use it */
     v = vol_open(f, "st", 0);
-    g_assert_false(g_file_test(obj4, G_FILE_TEST_EXISTS));
+    g_assert_false(store_exists(f, obj4));
     check_pat(v, 0, 128, 2);
     check_pat(v, 128, 128, 1);
     write_pat(v, 64, 8, 3);
@@ -2028,7 +2296,7 @@ static void test_stranded_objects(struct fix *f,
     g_assert_cmpuint(count_objects(f, "st", &newest), ==, 3);
     g_assert_cmpuint(newest, ==, 3);
     /* a file with another name is left alone */
-    g_assert_true(g_file_test(odd, G_FILE_TEST_EXISTS));
+    g_assert_true(store_exists(f, odd));
 
     v = vol_open(f, "st", 0);
     check_pat(v, 0, 64, 2);
@@ -2173,6 +2441,49 @@ static void test_big_writes(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_close(v);
 }
 
+/*
+ * With --s3: the S3 store of the file LSVD_TEST_S3_CONF names.  Returns -1
+ * (skip) if that variable is unset; a file that cannot be read or is not
+ * an s3:// config is an error that ends the program.
+ */
+static int load_s3_conf(void)
+{
+    const char *path = g_getenv("LSVD_TEST_S3_CONF");
+    g_autoptr(GError) gerr = NULL;
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_config *cfg = NULL;
+    g_autofree char *text = NULL;
+    gsize len;
+
+    if (!path || !*path) {
+        printf("1..0 # SKIP --s3: LSVD_TEST_S3_CONF is not set\n");
+        return -1;
+    }
+    if (!g_file_get_contents(path, &text, &len, &gerr)) {
+        fprintf(stderr, "LSVD_TEST_S3_CONF: %s\n", gerr->message);
+        exit(1);
+    }
+    if (config_parse(text, len, path, &cfg, &err) < 0) {
+        fprintf(stderr, "LSVD_TEST_S3_CONF: %s\n", err.msg);
+        exit(1);
+    }
+    if (!cfg->is_s3) {
+        fprintf(stderr, "LSVD_TEST_S3_CONF: %s: [backend] url = %s is not "
+                "s3://\n", path, cfg->backend_url);
+        exit(1);
+    }
+    s3_file = g_key_file_new();
+    if (!g_key_file_load_from_data(s3_file, text, len, G_KEY_FILE_NONE,
+                                   &gerr)) {
+        fprintf(stderr, "LSVD_TEST_S3_CONF: %s: %s\n", path, gerr->message);
+        exit(1);
+    }
+    s3_bucket = g_strdup(cfg->s3.bucket);
+    s3_prefix = g_strdup(cfg->s3.prefix);
+    lsvd_config_free(cfg);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -2213,6 +2524,23 @@ int main(int argc, char **argv)
         { "/volume/crash/interrupted-journal-creation",
           test_interrupted_journal_creation },
     };
+
+    int n = 1;
+    bool s3 = false;
+
+    /* --s3 is ours: take it out before GTest sees the arguments */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--s3")) {
+            s3 = true;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    argc = n;
+    argv[argc] = NULL;
+    if (s3 && load_s3_conf() < 0) {
+        return 77;
+    }
 
     g_test_init(&argc, &argv, NULL);
     lsvd_set_log_handler(log_capture, NULL);
