@@ -6,7 +6,8 @@
 #
 # core:  unit tests of lsvd-core (meson test, build/core), except suite s3
 # asan:  the same under AddressSanitizer + UBSan (build/asan)
-# s3:    meson suite s3 (build/core) against a single-node Ceph RGW on
+# s3:    meson suite s3 (build/core, then build/asan) and, once QEMU is
+#        built, tests/qemu/test-s3.sh, against a single-node Ceph RGW on
 #        127.0.0.1: scripts/rgw.sh start build/rgw-check (installs the
 #        ceph packages if missing), LSVD_TEST_S3_CONF=build/rgw-check/
 #        lsvd.conf, and the RGW is stopped again whatever happens
@@ -72,6 +73,25 @@ test_meson() {
 }
 
 core_setup=(--prefix="$top/build/prefix" --libdir=lib -Ddefault_library=static)
+asan_setup=(-Db_sanitize=address,undefined -Db_lundef=false
+            --prefix="$top/build/prefix-asan" --libdir=lib
+            -Ddefault_library=static)
+
+# Run one test script (exit 0 pass, 77 skip, else fail), log in
+# build/qemu-tests/.
+run_script() {
+    local t=$1 log rc
+    log="build/qemu-tests/$(basename "$t" .sh).log"
+    mkdir -p build/qemu-tests
+    bash "$t" >"$log" 2>&1
+    rc=$?
+    case $rc in
+    0) passed=$((passed + 1)); echo "ok   $t" ;;
+    77) skipped=$((skipped + 1)); echo "skip $t ($(tail -n1 "$log"))" ;;
+    *) failed=$((failed + 1)); failures+=("$t: see $log")
+       echo "FAIL $t"; tail -n 20 "$log" | sed 's/^/    /' ;;
+    esac
+}
 
 # The RGW of suite s3, stopped on every way out (failure, ^C, kill).
 rgw_dir=
@@ -93,9 +113,7 @@ for s in "${suites[@]}"; do
             test_meson core build/core --no-suite s3
         ;;
     asan)
-        build_meson asan build/asan -Db_sanitize=address,undefined \
-            -Db_lundef=false --prefix="$top/build/prefix-asan" --libdir=lib \
-            -Ddefault_library=static &&
+        build_meson asan build/asan "${asan_setup[@]}" &&
             test_meson asan build/asan --no-suite s3
         ;;
     s3)
@@ -104,8 +122,16 @@ for s in "${suites[@]}"; do
         rgw_dir=$top/build/rgw-check
         if bash scripts/rgw.sh start "$rgw_dir" >build/s3-rgw.log 2>&1; then
             grep -E '^(rgw.sh: started|endpoint:)' build/s3-rgw.log
-            LSVD_TEST_S3_CONF=$rgw_dir/lsvd.conf \
-                test_meson s3 build/core --suite s3
+            export LSVD_TEST_S3_CONF=$rgw_dir/lsvd.conf
+            test_meson s3 build/core --suite s3
+            # under ASan + UBSan too: only here do the S3 paths run
+            build_meson asan build/asan "${asan_setup[@]}" &&
+                test_meson s3-asan build/asan --suite s3
+            # QEMU on S3, when QEMU is built (make check builds it first)
+            if [ -x build/qemu-build/qemu-img ]; then
+                run_script tests/qemu/test-s3.sh
+            fi
+            unset LSVD_TEST_S3_CONF
         else
             # keep the daemons' logs: stopping removes the state directory
             rm -rf build/s3-rgw-logs
@@ -145,16 +171,9 @@ for s in "${suites[@]}"; do
         ;;
     qemu)
         for t in tests/qemu/test-*.sh; do
-            log="build/qemu-tests/$(basename "$t" .sh).log"
-            mkdir -p build/qemu-tests
-            bash "$t" >"$log" 2>&1
-            rc=$?
-            case $rc in
-            0) passed=$((passed + 1)); echo "ok   $t" ;;
-            77) skipped=$((skipped + 1)); echo "skip $t ($(tail -n1 "$log"))" ;;
-            *) failed=$((failed + 1)); failures+=("$t: see $log")
-               echo "FAIL $t"; tail -n 20 "$log" | sed 's/^/    /' ;;
-            esac
+            # test-s3.sh needs the RGW of suite s3, which runs it
+            [ "$t" = tests/qemu/test-s3.sh ] && continue
+            run_script "$t"
         done
         iot="$top/build/qemu-build/tests/qemu-iotests"
         if [ -x "$iot/check" ]; then

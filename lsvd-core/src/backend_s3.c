@@ -335,7 +335,9 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *arg)
         const struct iovec *v = &r->iov[r->iov_i];
         size_t n = MIN(v->iov_len - r->iov_off, want - done);
 
-        memcpy(dst + done, (const char *)v->iov_base + r->iov_off, n);
+        if (n > 0) {    /* an empty element may have a NULL base */
+            memcpy(dst + done, (const char *)v->iov_base + r->iov_off, n);
+        }
         done += n;
         r->iov_off += n;
         if (r->iov_off == v->iov_len) {
