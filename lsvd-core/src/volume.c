@@ -51,8 +51,11 @@
 #define ZLOC_SHIFT 24               /* ZERO extents: at most 2^24 sectors */
 #define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
 #define WRITE_REC_MAX (JOURNAL_MAX_RECORD / 2)  /* data per write record */
+#define LSVD_MAX_SECTORS (1ULL << 40)       /* 512 TiB */
 
-enum vreq_type { VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_STOP };
+enum vreq_type {
+    VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_RESIZE, VREQ_STOP
+};
 
 struct vreq {
     enum vreq_type type;
@@ -111,6 +114,12 @@ struct lsvd_volume {
     GCond keeper_cond;
     bool stopping;              /* keeper: leave now */
 };
+/* The size changes only on the journal thread (resize); anyone reads it. */
+static uint64_t vol_size(const struct lsvd_volume *v)
+{
+    return __atomic_load_n(&v->size, __ATOMIC_RELAXED);
+}
+
 /* ---- paths ---------------------------------------------------------------- */
 
 static char *cache_file(const struct lsvd_config *cfg, const char *name,
@@ -513,6 +522,13 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
 {
     uint64_t nrec = req_records(r);
 
+    /* submitted before a shrink that has run since */
+    if (r->offset + r->len > vol_size(v)) {
+        r->cb(r->cb_arg, -EINVAL);
+        g_free(r);
+        return;
+    }
+
     for (uint64_t k = 0; k < nrec; k++) {
         struct rec_extent ext[REC_MAX_EXTENTS];
         size_t skip, len;
@@ -559,6 +575,68 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
     }
 }
 
+struct any_ctx {
+    struct lsvd_volume *v;
+    bool found;
+};
+
+/* jmap_lock held: is anything mapped in the journal or the object map? */
+static int anything_mapped(void *arg, uint64_t lba, uint64_t len,
+                           bool mapped, uint64_t loc G_GNUC_UNUSED)
+{
+    struct any_ctx *c = arg;
+    uint64_t n;
+
+    if (mapped || objlog_extent_kind(c->v->ol, lba, len, &n) !=
+                  LSVD_EXTENT_UNWRITTEN || n < len) {
+        c->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Journal thread, every earlier write mapped.  A shrink needs the maps
+ * empty beyond the new end, so that no record or object ever holds an
+ * extent past the size it is read with.  The superblock is written first:
+ * a crash leaves the old size or the new one.
+ */
+static int do_resize(struct lsvd_volume *v, uint64_t size)
+{
+    uint64_t old = vol_size(v);
+    struct super sb = v->sb;
+    int ret;
+
+    if (size == old) {
+        return 0;
+    }
+    if (size < old) {
+        struct any_ctx c = { v, false };
+
+        g_rw_lock_reader_lock(&v->jmap_lock);
+        extmap_lookup(v->jmap, size / LSVD_SECTOR_SIZE,
+                      (old - size) / LSVD_SECTOR_SIZE, anything_mapped, &c);
+        g_rw_lock_reader_unlock(&v->jmap_lock);
+        if (c.found) {
+            return -ENOTEMPTY;
+        }
+        /* refuse new I/O past the end before the store says so */
+        __atomic_store_n(&v->size, size, __ATOMIC_RELAXED);
+    }
+    sb.size = size;
+    ret = objlog_write_super(&v->be, v->name, &sb);
+    if (ret < 0) {
+        lsvd_log(LSVD_LOG_ERROR, "volume '%s': cannot write the superblock "
+                 "for a resize: %s", v->name, g_strerror(-ret));
+        __atomic_store_n(&v->size, old, __ATOMIC_RELAXED);
+        return ret;
+    }
+    v->sb.size = size;
+    objlog_set_vol_size(v->ol, size);
+    __atomic_store_n(&v->size, size, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static gpointer journal_thread(gpointer arg)
 {
     struct lsvd_volume *v = arg;
@@ -578,6 +656,11 @@ static gpointer journal_thread(gpointer arg)
                     run_round(v);
                 }
                 v->flushes[v->nflushes++] = r;
+                break;
+            case VREQ_RESIZE:
+                run_round(v);       /* the writes before it are mapped */
+                r->cb(r->cb_arg, do_resize(v, r->offset));
+                g_free(r);
                 break;
             case VREQ_STOP:
                 run_round(v);
@@ -701,15 +784,18 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
 {
     struct vreq *r;
 
-    if (type != VREQ_FLUSH &&
+    uint64_t size = vol_size(v);
+
+    if (type != VREQ_FLUSH && type != VREQ_RESIZE &&
         (offset % LSVD_SECTOR_SIZE || len % LSVD_SECTOR_SIZE ||
-         offset > v->size || len > v->size - offset || iovcnt < 0)) {
+         offset > size || len > size - offset || iovcnt < 0)) {
         return -EINVAL;
     }
-    if ((type == VREQ_WRITE || type == VREQ_ZERO) && v->rdonly) {
+    if ((type == VREQ_WRITE || type == VREQ_ZERO || type == VREQ_RESIZE) &&
+        v->rdonly) {
         return -EROFS;
     }
-    if (type != VREQ_FLUSH && len == 0) {
+    if (type != VREQ_FLUSH && type != VREQ_RESIZE && len == 0) {
         cb(cb_arg, 0);
         return 0;
     }
@@ -726,8 +812,10 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
         __atomic_fetch_add(&v->n_zeroes, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&v->n_zero_bytes, len, __ATOMIC_RELAXED);
         break;
-    default:
+    case VREQ_FLUSH:
         __atomic_fetch_add(&v->n_flushes, 1, __ATOMIC_RELAXED);
+        break;
+    default:
         break;
     }
     r = g_new(struct vreq, 1);
@@ -777,6 +865,58 @@ int lsvd_aio_write(struct lsvd_volume *v, uint64_t offset,
 int lsvd_aio_flush(struct lsvd_volume *v, lsvd_cb *cb, void *cb_arg)
 {
     return submit(v, VREQ_FLUSH, 0, NULL, 0, cb, cb_arg);
+}
+
+struct first_jpiece {
+    uint64_t len, loc;
+    bool mapped;
+};
+
+static int first_jpiece(void *arg, uint64_t lba G_GNUC_UNUSED, uint64_t len,
+                        bool mapped, uint64_t loc)
+{
+    struct first_jpiece *p = arg;
+
+    *p = (struct first_jpiece){ len, loc, mapped };
+    return 1;
+}
+
+int lsvd_aio_resize(struct lsvd_volume *v, uint64_t size, lsvd_cb *cb,
+                    void *cb_arg)
+{
+    if (size == 0 || size % LSVD_SECTOR_SIZE ||
+        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
+        return -EINVAL;
+    }
+    return submit_len(v, VREQ_RESIZE, size, NULL, 0, 0, cb, cb_arg);
+}
+
+int lsvd_extent(struct lsvd_volume *v, uint64_t offset, uint64_t max,
+                uint64_t *len)
+{
+    struct first_jpiece p = { 0 };
+    uint64_t size = vol_size(v), lba = offset / LSVD_SECTOR_SIZE, n;
+    int kind;
+
+    if (offset % LSVD_SECTOR_SIZE || offset >= size || max == 0) {
+        return -EINVAL;
+    }
+    max = MIN(max, size - offset) / LSVD_SECTOR_SIZE;
+    if (max == 0) {
+        return -EINVAL;
+    }
+    g_rw_lock_reader_lock(&v->jmap_lock);
+    extmap_lookup(v->jmap, lba, max, first_jpiece, &p);
+    g_rw_lock_reader_unlock(&v->jmap_lock);
+    if (p.mapped) {
+        kind = (p.loc & LOC_ZERO) ? LSVD_EXTENT_ZERO : LSVD_EXTENT_DATA;
+        n = p.len;
+    } else {
+        /* not in the journal for p.len sectors: the object map says */
+        kind = objlog_extent_kind(v->ol, lba, p.len, &n);
+    }
+    *len = n * LSVD_SECTOR_SIZE;
+    return kind;
 }
 
 /* ---- blocking wrappers -------------------------------------------------- */
@@ -857,6 +997,14 @@ int lsvd_flush(struct lsvd_volume *v)
     return wait_for(&w, lsvd_aio_flush(v, wake, &w));
 }
 
+int lsvd_resize(struct lsvd_volume *v, uint64_t size)
+{
+    struct waiter w;
+
+    waiter_init(&w);
+    return wait_for(&w, lsvd_aio_resize(v, size, wake, &w));
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 struct replay_ctx {
@@ -874,7 +1022,7 @@ static int replay_record(void *arg, const struct rec_header *r,
     for (uint32_t i = 0; i < r->n_extents; i++) {
         const struct rec_extent *e = &r->extents[i];
 
-        if (e->lba + e->sectors > v->size / LSVD_SECTOR_SIZE ||
+        if (e->lba + e->sectors > vol_size(v) / LSVD_SECTOR_SIZE ||
             (r->type == REC_TYPE_ZERO && e->sectors > ZERO_EXT_MAX)) {
             lsvd_log(LSVD_LOG_ERROR, "volume '%s': journal record %" PRIu64
                      " at offset %" PRIu64 " is malformed", v->name, r->seq,
@@ -1016,7 +1164,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    v->size = v->sb.size;
+    v->size = v->sb.size;     /* before any thread starts */
 
     /* lock the journal before touching objects: one writer at a time */
     jpath = journal_path(cfg, name);
@@ -1110,7 +1258,7 @@ int lsvd_close(struct lsvd_volume *v)
 
 uint64_t lsvd_size(const struct lsvd_volume *v)
 {
-    return v->size;
+    return vol_size(v);
 }
 
 int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
@@ -1120,7 +1268,7 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
 
     memset(info, 0, sizeof(*info));
     objlog_stats(v->ol, &st);
-    info->size = v->size;
+    info->size = vol_size(v);
     info->objects = st.objects;
     info->stored_bytes = st.stored_bytes;
     info->last_seq = st.last_seq;
@@ -1262,7 +1410,7 @@ int lsvd_create(const struct lsvd_config *cfg, const char *name,
         return ret;
     }
     if (size == 0 || size % LSVD_SECTOR_SIZE ||
-        size / LSVD_SECTOR_SIZE > (1ULL << 40)) {
+        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
         return lsvd_fail(err, -EINVAL, "invalid size %" PRIu64 ": must be a "
                          "non-zero multiple of %d bytes, at most 512 TiB",
                          size, LSVD_SECTOR_SIZE);
