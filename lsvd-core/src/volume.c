@@ -58,6 +58,7 @@ enum vreq_type {
 };
 
 struct vreq {
+    struct vreq *next;              /* in the free pool */
     enum vreq_type type;
     uint64_t offset;
     const struct iovec *iov;
@@ -109,7 +110,11 @@ struct lsvd_volume {
     uint64_t n_zeroes, n_zero_bytes, n_flushes;
     char *stats_path;           /* writable opens: CACHE/VOL.stats */
 
-    struct rcache *rc;          /* read cache (writable opens), or NULL */
+    GMutex pool_lock;           /* protects pool, pooled */
+    struct vreq *pool;          /* free request structs, reused */
+    unsigned pooled;
+
+    struct rcache *rc;          /* read cache, or NULL */
     GThread *keeper;            /* housekeeping: see keeper_thread() */
     GCond keeper_cond;
     bool stopping;              /* keeper: leave now */
@@ -118,6 +123,39 @@ struct lsvd_volume {
 static uint64_t vol_size(const struct lsvd_volume *v)
 {
     return __atomic_load_n(&v->size, __ATOMIC_RELAXED);
+}
+
+/*
+ * Request structs come from a free pool, so that the I/O path allocates
+ * nothing once it has warmed up (the pool keeps at most POOL_MAX).
+ */
+#define POOL_MAX 1024
+
+static struct vreq *vreq_get(struct lsvd_volume *v)
+{
+    struct vreq *r;
+
+    g_mutex_lock(&v->pool_lock);
+    r = v->pool;
+    if (r) {
+        v->pool = r->next;
+        v->pooled--;
+    }
+    g_mutex_unlock(&v->pool_lock);
+    return r ? r : g_new(struct vreq, 1);
+}
+
+static void vreq_put(struct lsvd_volume *v, struct vreq *r)
+{
+    g_mutex_lock(&v->pool_lock);
+    if (v->pooled < POOL_MAX) {
+        r->next = v->pool;
+        v->pool = r;
+        v->pooled++;
+        r = NULL;
+    }
+    g_mutex_unlock(&v->pool_lock);
+    g_free(r);
 }
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -452,12 +490,12 @@ static void run_round(struct lsvd_volume *v)
         struct rec_slot *s = &v->slots[i];
         if (s->last) {
             s->req->cb(s->req->cb_arg, ret);
-            g_free(s->req);
+            vreq_put(v, s->req);
         }
     }
     for (int i = 0; i < v->nflushes; i++) {
         v->flushes[i]->cb(v->flushes[i]->cb_arg, ret);
-        g_free(v->flushes[i]);
+        vreq_put(v, v->flushes[i]);
     }
     v->nslots = 0;
     v->nflushes = 0;
@@ -525,7 +563,7 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
     /* submitted before a shrink that has run since */
     if (r->offset + r->len > vol_size(v)) {
         r->cb(r->cb_arg, -EINVAL);
-        g_free(r);
+        vreq_put(v, r);
         return;
     }
 
@@ -565,7 +603,7 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
             /* the records of @r already prepared complete nothing: the
              * request is answered here, once */
             r->cb(r->cb_arg, ret == -EFBIG ? -EINVAL : -EIO);
-            g_free(r);
+            vreq_put(v, r);
             return;
         }
         s->req = r;
@@ -660,7 +698,7 @@ static gpointer journal_thread(gpointer arg)
             case VREQ_RESIZE:
                 run_round(v);       /* the writes before it are mapped */
                 r->cb(r->cb_arg, do_resize(v, r->offset));
-                g_free(r);
+                vreq_put(v, r);
                 break;
             case VREQ_STOP:
                 run_round(v);
@@ -722,12 +760,49 @@ static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
                         len * LSVD_SECTOR_SIZE);
 }
 
-static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf)
+/*
+ * Per read worker, kept between requests so that a read allocates
+ * nothing: the list of gaps the journal leaves, and a bounce buffer for
+ * reads into several iovecs (up to SCRATCH_MAX; larger ones allocate).
+ */
+#define SCRATCH_MAX (4u << 20)
+
+struct read_scratch {
+    GArray *gaps;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static void scratch_free(gpointer p)
 {
-    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, buf, NULL, 0 };
+    struct read_scratch *s = p;
+
+    g_array_free(s->gaps, TRUE);
+    g_free(s->buf);
+    g_free(s);
+}
+
+static GPrivate scratch_key = G_PRIVATE_INIT(scratch_free);
+
+static struct read_scratch *scratch_get(void)
+{
+    struct read_scratch *s = g_private_get(&scratch_key);
+
+    if (!s) {
+        s = g_new0(struct read_scratch, 1);
+        s->gaps = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        g_private_set(&scratch_key, s);
+    }
+    g_array_set_size(s->gaps, 0);
+    return s;
+}
+
+static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf,
+                   GArray *gaps)
+{
+    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, buf, gaps, 0 };
     int ret;
 
-    c.gaps = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     g_rw_lock_reader_lock(&v->jmap_lock);
     ret = extmap_lookup(v->jmap, c.lba, r->len / LSVD_SECTOR_SIZE,
                         read_piece, &c);
@@ -737,7 +812,6 @@ static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf)
         ret = objlog_read(v->ol, lba, g_array_index(c.gaps, uint64_t, i + 1),
                           buf + (lba - c.lba) * LSVD_SECTOR_SIZE);
     }
-    g_array_free(c.gaps, TRUE);
     return ret;
 }
 
@@ -745,11 +819,27 @@ static void read_task(void *data, void *user_data)
 {
     struct vreq *r = data;
     struct lsvd_volume *v = user_data;
-    uint8_t *buf = r->iovcnt == 1 ? r->iov[0].iov_base : g_try_malloc(r->len);
-    int ret = -ENOMEM;
+    struct read_scratch *sc = scratch_get();
+    uint8_t *buf = r->iov[0].iov_base, *heap = NULL;
+    lsvd_cb *cb = r->cb;
+    void *cb_arg = r->cb_arg;
+    int ret = 0;
 
-    if (buf) {
-        ret = do_read(v, r, buf);
+    if (r->iovcnt != 1) {
+        if (r->len > SCRATCH_MAX) {
+            buf = heap = g_try_malloc(r->len);
+        } else {
+            if (sc->cap < r->len) {
+                g_free(sc->buf);
+                sc->cap = MAX(r->len, 65536);
+                sc->buf = g_malloc(sc->cap);
+            }
+            buf = sc->buf;
+        }
+        ret = buf ? 0 : -ENOMEM;
+    }
+    if (ret == 0) {
+        ret = do_read(v, r, buf, sc->gaps);
     }
     if (ret == 0 && r->iovcnt != 1) {
         size_t done = 0;
@@ -759,11 +849,9 @@ static void read_task(void *data, void *user_data)
             done += n;
         }
     }
-    if (r->iovcnt != 1) {
-        g_free(buf);
-    }
-    r->cb(r->cb_arg, ret);
-    g_free(r);
+    g_free(heap);
+    vreq_put(v, r);
+    cb(cb_arg, ret);
 }
 
 /* ---- submission --------------------------------------------------------- */
@@ -818,8 +906,9 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
     default:
         break;
     }
-    r = g_new(struct vreq, 1);
+    r = vreq_get(v);
     *r = (struct vreq){
+        .next = NULL,
         .type = type, .offset = offset, .iov = iov, .iovcnt = iovcnt,
         .len = len, .cb = cb, .cb_arg = cb_arg,
     };
@@ -1126,6 +1215,12 @@ static void volume_free(struct lsvd_volume *v)
     }
     g_rw_lock_clear(&v->jmap_lock);
     g_mutex_clear(&v->lock);
+    while (v->pool) {
+        struct vreq *r = v->pool;
+        v->pool = r->next;
+        g_free(r);
+    }
+    g_mutex_clear(&v->pool_lock);
     g_cond_clear(&v->keeper_cond);
     g_free(v->jmpath);
     g_free(v->stats_path);
@@ -1149,6 +1244,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     }
     v = g_new0(struct lsvd_volume, 1);
     g_mutex_init(&v->lock);
+    g_mutex_init(&v->pool_lock);
     g_cond_init(&v->keeper_cond);
     g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
