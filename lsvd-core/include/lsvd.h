@@ -75,6 +75,17 @@ int lsvd_config_load(const char *path, struct lsvd_config **out,
 void lsvd_config_free(struct lsvd_config *cfg);
 
 /*
+ * Set one setting, as if the file had "[@section] @key = @value", and
+ * check the whole configuration again: -EINVAL (with @err) if the key is
+ * unknown or the result is not valid; the configuration is unchanged then.
+ * For QEMU's options (cache-size=, ...).  Not for a config in use by an
+ * open volume.
+ */
+int lsvd_config_set(struct lsvd_config *cfg, const char *section,
+                    const char *key, const char *value,
+                    struct lsvd_err *err);
+
+/*
  * Set S3 credentials, overriding the config file and the environment (for
  * QEMU's key-secret=).  NULL leaves a field as it is.  -EINVAL unless the
  * backend is s3://.  The strings are copied.
