@@ -183,6 +183,52 @@ static int qemu_lsvd_set_secret(struct lsvd_config *cfg, const char *id,
     return ret;
 }
 
+/*
+ * The options that take the place of configuration keys for this node
+ * (url first: it decides which other keys are valid).  Each goes through
+ * the configuration's own checks.
+ */
+static int qemu_lsvd_apply_options(struct lsvd_config *cfg,
+                                   BlockdevOptionsLsvd *opts, Error **errp)
+{
+    const struct {
+        bool has;
+        const char *opt, *section, *key, *str;
+        uint64_t size;
+    } set[] = {
+        { opts->has_url, "url", "backend", "url", opts->url },
+        { opts->has_cache_dir, "cache-dir", "cache", "dir", opts->cache_dir },
+        { opts->has_cache_size, "cache-size", "cache", "size", NULL,
+          opts->cache_size },
+        { opts->has_read_cache_size, "read-cache-size", "cache", "read_size",
+          NULL, opts->read_cache_size },
+        { opts->has_batch_size, "batch-size", "log", "batch_size", NULL,
+          opts->batch_size },
+        { opts->has_prefetch, "prefetch", "cache", "prefetch", NULL,
+          opts->prefetch },
+    };
+    struct lsvd_err err = { "" };
+
+    for (size_t i = 0; i < ARRAY_SIZE(set); i++) {
+        g_autofree char *num = NULL;
+        int ret;
+
+        if (!set[i].has) {
+            continue;
+        }
+        if (!set[i].str) {
+            num = g_strdup_printf("%" PRIu64, set[i].size);
+        }
+        ret = lsvd_config_set(cfg, set[i].section, set[i].key,
+                              set[i].str ? set[i].str : num, &err);
+        if (ret < 0) {
+            error_setg(errp, "lsvd: option %s: %s", set[i].opt, err.msg);
+            return ret;
+        }
+    }
+    return 0;
+}
+
 /* Convert (and consume) the driver options with the QAPI visitor. */
 static BlockdevOptionsLsvd *qemu_lsvd_convert_options(QDict *options,
                                                       Error **errp)
@@ -340,6 +386,12 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
     ret = lsvd_config_load(opts->has_conf ? opts->conf : NULL, &s->cfg, &err);
     if (ret < 0) {
         qemu_lsvd_error(errp, ret, &err, "cannot load the configuration");
+        goto out;
+    }
+    ret = qemu_lsvd_apply_options(s->cfg, opts, errp);
+    if (ret < 0) {
+        lsvd_config_free(s->cfg);
+        s->cfg = NULL;
         goto out;
     }
     if (opts->has_key_secret) {
@@ -654,6 +706,35 @@ static int coroutine_fn qemu_lsvd_co_block_status(BlockDriverState *bs,
     return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
 }
 
+/* For qemu-img info and query-block: the volume, its store and cache. */
+static ImageInfoSpecific *qemu_lsvd_get_specific_info(BlockDriverState *bs,
+                                                      Error **errp)
+{
+    BDRVLSVDState *s = bs->opaque;
+    ImageInfoSpecificLsvd *d;
+    ImageInfoSpecific *spec;
+    struct lsvd_info info;
+
+    if (!s->vol) {
+        error_setg(errp, "lsvd: volume '%s' is not open", s->volume);
+        return NULL;
+    }
+    lsvd_stat(s->vol, &info);
+    d = g_new0(ImageInfoSpecificLsvd, 1);
+    d->volume = g_strdup(s->volume);
+    d->backend = g_strdup(lsvd_config_backend_url(s->cfg));
+    d->cache_dir = g_strdup(lsvd_config_cache_dir(s->cfg));
+    d->objects = info.objects;
+    d->stored_bytes = info.stored_bytes;
+    d->journal_dirty_bytes = info.journal_bytes;
+    d->read_cache_hits = info.rc_hits;
+    d->read_cache_misses = info.rc_misses;
+    spec = g_new0(ImageInfoSpecific, 1);
+    spec->type = IMAGE_INFO_SPECIFIC_KIND_LSVD;
+    spec->u.lsvd.data = d;
+    return spec;
+}
+
 static int64_t qemu_lsvd_get_allocated_file_size(BlockDriverState *bs)
 {
     BDRVLSVDState *s = bs->opaque;
@@ -716,6 +797,8 @@ static const char *const qemu_lsvd_strong_runtime_opts[] = {
     "volume",
     "conf",
     "key-secret",
+    "url",
+    "cache-dir",
 
     NULL
 };
@@ -736,6 +819,7 @@ static BlockDriver bdrv_lsvd = {
 
     .bdrv_getlength               = qemu_lsvd_getlength,
     .bdrv_co_truncate             = qemu_lsvd_co_truncate,
+    .bdrv_get_specific_info       = qemu_lsvd_get_specific_info,
     .bdrv_co_block_status         = qemu_lsvd_co_block_status,
     .bdrv_get_allocated_file_size = qemu_lsvd_get_allocated_file_size,
     .bdrv_refresh_limits          = qemu_lsvd_refresh_limits,

@@ -243,7 +243,7 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
     if (flock(j->rfd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         ret = errno == EWOULDBLOCK ?
               lsvd_fail(err, -EBUSY, "volume is in use (journal %s is "
-                        "locked by another process)", path) :
+                        "locked: the volume is open elsewhere)", path) :
               lsvd_fail(err, -errno, "cannot lock journal %s: %s", path,
                         g_strerror(errno));
         goto fail;
