@@ -229,6 +229,19 @@ static int qemu_lsvd_apply_options(struct lsvd_config *cfg,
     return 0;
 }
 
+/*
+ * lsvd_open() flags.  A read-only node with force-share (qemu-img info -U)
+ * does not take the journal's lock, so it works while another process
+ * writes the volume; it then sees what is in the objects only.
+ */
+static int qemu_lsvd_open_flags(BlockDriverState *bs, bool read_only)
+{
+    if (!read_only) {
+        return 0;
+    }
+    return LSVD_OPEN_RDONLY | (bs->force_share ? LSVD_OPEN_SHARED : 0);
+}
+
 /* Convert (and consume) the driver options with the QAPI visitor. */
 static BlockdevOptionsLsvd *qemu_lsvd_convert_options(QDict *options,
                                                       Error **errp)
@@ -404,11 +417,15 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
     }
 
     s->read_only = !(flags & BDRV_O_RDWR);
-    ret = lsvd_open(s->cfg, opts->volume,
-                    s->read_only ? LSVD_OPEN_RDONLY : 0, &s->vol, &err);
+    ret = lsvd_open(s->cfg, opts->volume, qemu_lsvd_open_flags(bs,
+                    s->read_only), &s->vol, &err);
     if (ret < 0) {
         what = g_strdup_printf("cannot open volume '%s'", opts->volume);
         qemu_lsvd_error(errp, ret, &err, what);
+        if (ret == -EBUSY && s->read_only) {
+            error_append_hint(errp, "Force-share (qemu-img -U) reads it "
+                              "anyway, from the objects only.\n");
+        }
         lsvd_config_free(s->cfg);
         s->cfg = NULL;
         goto out;
@@ -461,7 +478,8 @@ static int qemu_lsvd_reopen_prepare(BDRVReopenState *state,
         lsvd_close(s->vol);
         s->vol = NULL;
     }
-    ret = lsvd_open(s->cfg, s->volume, read_only ? LSVD_OPEN_RDONLY : 0,
+    ret = lsvd_open(s->cfg, s->volume, qemu_lsvd_open_flags(state->bs,
+                                                          read_only),
                     &s->vol, &err);
     if (ret < 0) {
         s->vol = NULL;

@@ -135,6 +135,13 @@ int lsvd_list(const struct lsvd_config *cfg, char ***names,
 void lsvd_free_names(char **names);
 
 #define LSVD_OPEN_RDONLY 0x1
+/*
+ * With LSVD_OPEN_RDONLY: do not lock or read the journal, so that the
+ * volume may be open for writing elsewhere (QEMU's force-share, for
+ * qemu-img info -U).  Reads see the objects only: they may be behind the
+ * writer by whatever is still in its journal.
+ */
+#define LSVD_OPEN_SHARED 0x2
 
 /*
  * Open a volume.  Recovers from a crash if needed: rebuilds the maps from the

@@ -223,12 +223,16 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
     int ret;
 
     j->fd = j->rfd = -1;
-    j->path = g_strdup(path);
+    j->path = g_strdup(path ? path : "(none)");
     j->rdonly = rdonly;
     memcpy(j->uuid, uuid, LSVD_UUID_LEN);
     j->sbbuf = alloc_aligned(JNL_BLOCK);
     j->next_seq = 1;
 
+    if (!path && rdonly) {
+        *out = j;               /* a shared open: no journal at all */
+        return 0;
+    }
     j->rfd = open(path, (rdonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
                   0600);
     if (j->rfd < 0) {

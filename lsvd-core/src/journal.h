@@ -67,6 +67,8 @@ struct jrec {
  * another volume is refused.  A read-only open of a missing journal gives
  * an empty journal.
  */
+/* @path NULL with @rdonly: an empty journal, touching no file (for a
+ * shared open, which reads only objects). */
 int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                  uint64_t size, bool rdonly, struct journal **out,
                  struct lsvd_err *err);

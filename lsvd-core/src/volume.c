@@ -1235,7 +1235,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     struct replay_ctx rc;
     g_autofree char *jpath = NULL;
     uint64_t max_jseq = 0;
-    bool reset;
+    bool reset, shared;
     int ret;
 
     ret = check_name(name, err);
@@ -1248,7 +1248,8 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     g_cond_init(&v->keeper_cond);
     g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
-    v->rdonly = flags & LSVD_OPEN_RDONLY;
+    v->rdonly = flags & (LSVD_OPEN_RDONLY | LSVD_OPEN_SHARED);
+    shared = flags & LSVD_OPEN_SHARED;
     v->jmap = extmap_new();
 
     /* the stack: backend -> journal -> object log -> replay */
@@ -1269,8 +1270,8 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
                         cfg->cache_dir, g_strerror(errno));
         goto fail;
     }
-    ret = journal_open(jpath, v->sb.uuid, cfg->cache_size, v->rdonly,
-                       &v->jnl, err);
+    ret = journal_open(shared ? NULL : jpath, v->sb.uuid, cfg->cache_size,
+                       v->rdonly, &v->jnl, err);
     if (ret < 0) {
         goto fail;
     }
@@ -1280,7 +1281,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    if (cfg->read_cache_size > 0) {
+    if (cfg->read_cache_size > 0 && !shared) {
         g_autofree char *base = cache_base(cfg, name);
 
         /* a read-only open uses what the cache holds, if anything */
@@ -1295,7 +1296,9 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
         }
     }
     v->jmpath = jmap_path(cfg, name);
-    load_jmap_ckpt(v, max_jseq);
+    if (!shared) {
+        load_jmap_ckpt(v, max_jseq);
+    }
     rc = (struct replay_ctx){ v, max_jseq };
     ret = journal_replay(v->jnl, max_jseq, replay_record, &rc, &reset);
     if (ret < 0) {

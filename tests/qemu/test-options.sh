@@ -70,6 +70,21 @@ expect_failure 'cannot shrink volume .v. to 4194304 bytes' \
 "$QEMU_IO" -f raw -c 'read -P 0x5a 0 4M' lsvd:v | grep -q 'read 4194304/' ||
     fail "data after resizes"
 
+# qemu-img info while the volume is open for writing elsewhere: refused,
+# unless -U (force-share), which reads the objects only
+"$QSD" --blockdev driver=lsvd,volume=v,node-name=a \
+    --nbd-server addr.type=unix,addr.path="$T/nbd.sock" \
+    --export type=nbd,id=e0,node-name=a,writable=on &
+cleanup_pids+=($!)
+for _ in $(seq 100); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
+[ -S "$T/nbd.sock" ] || fail "qemu-storage-daemon did not start"
+expect_failure 'volume is in use' "$QEMU_IMG" info -f raw lsvd:v
+"$QEMU_IMG" info -U -f raw lsvd:v | tee "$T/info-u"
+grep -q 'virtual size: 9 MiB' "$T/info-u" || fail "info -U"
+"$QEMU_IO" -U -r -f raw -c 'read -P 0x5a 0 4M' lsvd:v | grep -q 'read 4194304/' ||
+    fail "read with -U"
+kill "${cleanup_pids[-1]}"; wait "${cleanup_pids[-1]}" 2>/dev/null || true
+
 # one process, the same volume writable twice: the second is refused
 expect_failure 'volume .v. is in use|in use' \
     "$QSD" --blockdev driver=lsvd,volume=v,node-name=a \

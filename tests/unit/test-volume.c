@@ -2886,6 +2886,39 @@ static void test_extents(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_close(v);
 }
 
+
+/* A shared open reads the objects while a writer has the volume. */
+static void test_shared_open(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_err err = { { 0 } };
+    struct lsvd_volume *w, *r = NULL;
+    g_autofree uint8_t *buf = g_malloc(65536);
+    uint8_t want1[65536], want2[65536];
+
+    vol_create(f, "v", 16 * MiB);
+    w = vol_open(f, "v", 0);
+    write_gen(w, 0, 4 * MiB, 1);
+    vol_close(w);
+    w = vol_open(f, "v", 0);
+    write_gen(w, 0, 1 * MiB, 2);                /* maybe only journaled */
+    g_assert_cmpint(lsvd_open(f->cfg, "v", LSVD_OPEN_RDONLY, &r, &err), ==,
+                    -EBUSY);
+    r = vol_open(f, "v", LSVD_OPEN_RDONLY | LSVD_OPEN_SHARED);
+    g_assert_cmpuint(lsvd_size(r), ==, 16 * MiB);
+    check_gen(r, 1 * MiB, 3 * MiB, 65536, 1);
+    /* the first MiB: the writer's old data or its new, nothing else */
+    g_assert_cmpint(lsvd_read(r, 0, buf, 65536), ==, 0);
+    fill_pattern(want1, 65536, 0, 1);
+    fill_pattern(want2, 65536, 0, 2);
+    g_assert_true(memcmp(buf, want1, 65536) == 0 ||
+                  memcmp(buf, want2, 65536) == 0);
+    g_assert_cmpint(lsvd_write(r, 0, buf, 4096), ==, -EROFS);
+    vol_close(r);
+    /* the shared open touched nothing of the writer's */
+    check_gen(w, 0, 1 * MiB, 65536, 2);
+    vol_close(w);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -2933,6 +2966,7 @@ int main(int argc, char **argv)
         { "/volume/readpath/stats-file", test_stats_file },
         { "/volume/resize", test_resize },
         { "/volume/extents", test_extents },
+        { "/volume/shared-open", test_shared_open },
     };
 
     int n = 1;
