@@ -307,6 +307,14 @@ static int qemu_lsvd_do_create(BlockdevOptionsLsvd *loc, uint64_t size,
         qemu_lsvd_error(errp, ret, &err, "cannot load the configuration");
         return ret;
     }
+    ret = qemu_lsvd_apply_options(cfg, loc, errp);
+    if (ret == 0 && loc->has_key_secret) {
+        ret = qemu_lsvd_set_secret(cfg, loc->key_secret, errp);
+    }
+    if (ret < 0) {
+        lsvd_config_free(cfg);
+        return ret;
+    }
 
     ret = lsvd_create(cfg, loc->volume, size, &err);
     if (ret < 0) {
@@ -325,6 +333,10 @@ static int coroutine_fn qemu_lsvd_co_create(BlockdevCreateOptions *options,
     assert(options->driver == BLOCKDEV_DRIVER_LSVD);
     return qemu_lsvd_do_create(opts->location, opts->size, errp);
 }
+
+static const char *const qemu_lsvd_create_keys[] = {
+    "conf", "url", "key-secret",
+};
 
 static int coroutine_fn qemu_lsvd_co_create_opts(BlockDriver *drv,
                                                  const char *filename,
@@ -345,6 +357,21 @@ static int coroutine_fn qemu_lsvd_co_create_opts(BlockDriver *drv,
         error_propagate(errp, local_err);
         ret = -EINVAL;
         goto out;
+    }
+    /* -o conf=, url=, key-secret=: the same as in the file name */
+    for (size_t i = 0; i < ARRAY_SIZE(qemu_lsvd_create_keys); i++) {
+        g_autofree char *v = qemu_opt_get_del(opts, qemu_lsvd_create_keys[i]);
+
+        if (!v) {
+            continue;
+        }
+        if (qdict_haskey(options, qemu_lsvd_create_keys[i])) {
+            error_setg(errp, "lsvd: %s given both in the file name and as "
+                       "an option", qemu_lsvd_create_keys[i]);
+            ret = -EINVAL;
+            goto out;
+        }
+        qdict_put_str(options, qemu_lsvd_create_keys[i], v);
     }
     loc = qemu_lsvd_convert_options(options, errp);
     if (!loc) {
@@ -806,6 +833,22 @@ static QemuOptsList qemu_lsvd_create_opts = {
             .name = BLOCK_OPT_SIZE,
             .type = QEMU_OPT_SIZE,
             .help = "Virtual disk size (a multiple of 512 bytes)"
+        },
+        {
+            .name = "conf",
+            .type = QEMU_OPT_STRING,
+            .help = "LSVD configuration file (object store, cache)"
+        },
+        {
+            .name = "url",
+            .type = QEMU_OPT_STRING,
+            .help = "Object store, in place of the configuration's: "
+                    "dir:///path or s3://bucket[/prefix]"
+        },
+        {
+            .name = "key-secret",
+            .type = QEMU_OPT_STRING,
+            .help = "ID of a secret object with the S3 secret access key"
         },
         { /* end of list */ }
     }

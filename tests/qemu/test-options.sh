@@ -85,6 +85,15 @@ grep -q 'virtual size: 9 MiB' "$T/info-u" || fail "info -U"
     fail "read with -U"
 kill "${cleanup_pids[-1]}"; wait "${cleanup_pids[-1]}" 2>/dev/null || true
 
+# qemu-img create -o: another store; conflicting with the file name
+"$QEMU_IMG" create -f raw -o "url=dir://$T/third" lsvd:x 16M
+[ -f "$T/third/x/super" ] || fail "create -o url= did not use that store"
+expect_failure 'conf given both in the file name and as an option' \
+    "$QEMU_IMG" create -f raw -o "conf=$LSVD_CONF" "lsvd:y:conf=$LSVD_CONF" 16M
+expect_failure 'option url: .*expected dir:///path' \
+    "$QEMU_IMG" create -f raw -o url=nowhere lsvd:y 16M
+[ ! -e "$T/store/y" ] || fail "a refused create left a volume"
+
 # one process, the same volume writable twice: the second is refused
 expect_failure 'volume .v. is in use|in use' \
     "$QSD" --blockdev driver=lsvd,volume=v,node-name=a \
