@@ -12,8 +12,8 @@
 # state (config, qemu.conf, sockets, logs, domain XML) under the test
 # directory: as root, libvirtd would be the system daemon, whose paths
 # (/etc/libvirt, /run/libvirt, /var/lib/libvirt) cannot be moved.  virsh runs
-# as nobody too (a session daemon accepts only its own user).  See "libvirt"
-# in docs/qemu.md.
+# as nobody too, as the session's own user would.  See "libvirt" in
+# docs/qemu.md.
 . "$(dirname "$0")/common.sh"
 
 QEMU_SYSTEM="$qb/qemu-system-x86_64"
