@@ -157,7 +157,7 @@ vhost_guest() {
 }
 
 # in the main loop, then in an iothread (the guest writes this time)
-iothread= vhost_guest main read
+iothread='' vhost_guest main read
 iothread=io0 vhost_guest iothread write --object iothread,id=io0
 io_ok "after vhost-user-blk" -c 'read -P 0x6b 8M 4k' -c 'read -P 0xc3 8392704 4190208' \
     -c 'read -P 0x5a 0 4M' lsvd:v
