@@ -4,8 +4,9 @@
 #                the demo on the embedded default store
 #   make check   set up, build, and run every test
 #
-# Other targets: setup, core, qemu, test-core, test-asan, test-s3, test-qemu,
-# fuzz, crash, bench, clean.  Everything built lands in build/ (git-ignored).
+# Other targets: setup, core, qemu, guest, test-core, test-asan, test-s3,
+# test-qemu, fuzz, crash, bench, clean.  Everything built lands in build/
+# (git-ignored).
 
 TOP        := $(CURDIR)
 BUILD      := $(TOP)/build
@@ -13,7 +14,7 @@ PREFIX     := $(BUILD)/prefix
 FUZZ_SECONDS ?= 10
 N          ?= 200
 
-.PHONY: all setup core qemu demo check test-core test-asan test-s3 test-qemu \
+.PHONY: all setup core qemu guest demo check test-core test-asan test-s3 test-qemu \
 	fuzz crash bench clean
 
 all: qemu
@@ -37,10 +38,15 @@ core: setup $(BUILD)/core/build.ninja
 qemu: core
 	bash scripts/build-qemu.sh
 
+# The test guest of tests/qemu/test-exports.sh and test-libvirt.sh: Debian's
+# kernel (apt-get download) and a busybox initramfs, in build/guest.
+guest: setup
+	bash scripts/guest.sh
+
 demo: qemu
 	bash scripts/demo.sh
 
-check: qemu
+check: qemu guest
 	bash scripts/check.sh
 
 test-core: core
@@ -53,7 +59,7 @@ test-asan: core
 test-s3: core
 	bash scripts/check.sh s3
 
-test-qemu: qemu
+test-qemu: qemu guest
 	bash scripts/check.sh qemu
 
 fuzz: core

@@ -119,6 +119,14 @@ configure_args=(
     --enable-kvm
     --enable-linux-io-uring
     --enable-slirp
+    # the storage daemon's exports (docs/qemu.md): FUSE, and vhost-user-blk
+    # (its server, and vhost-user-blk-pci in qemu-system-x86_64)
+    --enable-fuse
+    --enable-vhost-user
+    --enable-vhost-user-blk-server
+    # the firmware of Debian's seabios and qemu-system-data (7.2, the same
+    # QEMU): without it qemu-system-x86_64 finds no BIOS to start a guest
+    --firmwarepath=/usr/share/qemu:/usr/share/seabios
     --disable-docs
     --disable-user
     --enable-lsvd
@@ -140,6 +148,10 @@ if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$conf_stamp" 2>/dev/null)" != "$fing
     fi
     grep -q "^#define CONFIG_LSVD" "$bld/config-host.h" ||
         die "configure did not enable the lsvd driver; see $bld/configure.log"
+    grep -q "^#define CONFIG_FUSE" "$bld/config-host.h" ||
+        die "configure did not enable FUSE exports (libfuse3-dev); see $bld/configure.log"
+    grep -q "^#define CONFIG_VHOST_USER_BLK_SERVER" "$bld/config-host.h" ||
+        die "configure did not enable the vhost-user-blk server; see $bld/configure.log"
     echo "$fingerprint" > "$conf_stamp"
 fi
 
@@ -159,6 +171,15 @@ if [ "$(cat "$lib_stamp" 2>/dev/null)" != "$lib_hash" ]; then
 fi
 ninja -C "$bld" "${targets[@]}"
 echo "$lib_hash" > "$lib_stamp"
+
+# Run from the build tree, QEMU looks for the --firmwarepath directories
+# relocated under qemu-bundle/ (where an uninstalled build keeps its data):
+# link them there, so that qemu-system-x86_64 finds its BIOS and option ROMs
+step="linking the firmware into qemu-bundle/"
+for d in /usr/share/qemu /usr/share/seabios; do
+    mkdir -p "$bld/qemu-bundle$(dirname "$d")"
+    ln -sfn "$d" "$bld/qemu-bundle$d"
+done
 trap - ERR
 
 echo "build-qemu: done; binaries:"

@@ -13,6 +13,19 @@ PKGS=(
     libisal-dev
     # QEMU (tools + x86_64 system emulator), see shared ENVIRONMENT.md
     libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
+    # QEMU's FUSE export (qemu-storage-daemon --export type=fuse); fuse3
+    # brings fusermount3, which unmounts a FUSE export that lost its daemon
+    libfuse3-dev fuse3
+    # firmware for qemu-system-x86_64 (seabios's bios-256k.bin, qboot.rom,
+    # the option ROMs for -kernel): Debian's QEMU source has no prebuilt
+    # pc-bios/ binaries; build-qemu.sh points --firmwarepath at these
+    seabios qemu-system-data
+    # test guests (scripts/guest.sh): busybox for the initramfs, cpio to
+    # pack it, xz to unpack the kernel
+    busybox-static cpio xz-utils
+    # tests/qemu/test-libvirt.sh: libvirtd and virsh only (no
+    # libvirt-daemon-system: no services, no system daemon started)
+    libvirt-daemon libvirt-clients
     # tests: fuzzing (libFuzzer ships with clang)
     clang
 )

@@ -19,15 +19,57 @@ for b in "$QEMU_IMG" "$QEMU_IO" "$LSVD"; do
 done
 
 T=$(mktemp -d /tmp/lsvd-test.XXXXXX)
+# Background children to stop (stop_child) and commands to run after that
+# (unmounts), on every way out.
 cleanup_pids=()
+cleanup_cmds=()
 cleanup() {
+    local p c
     for p in "${cleanup_pids[@]+"${cleanup_pids[@]}"}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
+        stop_child "$p" 10 || true
+    done
+    for c in "${cleanup_cmds[@]+"${cleanup_cmds[@]}"}"; do
+        eval "$c" || true
     done
     rm -rf "$T"
 }
 trap cleanup EXIT
+
+# Stop a background child of this shell: SIGTERM, then up to SECONDS for it
+# to exit, then SIGKILL.  Sets STOP_RC to its exit status; returns 1 if it
+# had to be killed.  stop_child PID [SECONDS]
+STOP_RC=
+stop_child() {
+    local pid=$1 secs=${2:-10} i=0 st
+    STOP_RC=
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while [ $i -lt $((secs * 10)) ]; do
+        st=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+        # gone, or a zombie waiting for us to reap it
+        [ -z "$st" ] || [ "${st#Z}" != "$st" ] && break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ $i -ge $((secs * 10)) ]; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        STOP_RC=killed
+        return 1
+    fi
+    wait "$pid" 2>/dev/null && STOP_RC=0 || STOP_RC=$?
+    return 0
+}
+
+# Wait up to SECONDS for a command to succeed: wait_for SECONDS CMD...
+wait_for() {
+    local secs=$1 i=0
+    shift
+    until "$@"; do
+        i=$((i + 1))
+        [ $i -lt $((secs * 10)) ] || return 1
+        sleep 0.1
+    done
+}
 
 export LSVD_CONF="$T/lsvd.conf"
 cat > "$LSVD_CONF" <<EOC
