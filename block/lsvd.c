@@ -551,6 +551,16 @@ static int coroutine_fn qemu_lsvd_co_flush(BlockDriverState *bs)
 static int coroutine_fn qemu_lsvd_co_pdiscard(BlockDriverState *bs,
                                               int64_t offset, int64_t bytes)
 {
+    /*
+     * The block layer passes the unaligned head and tail of a discard down
+     * as requests of their own and expects -ENOTSUP for what the driver
+     * cannot discard (a discard is advisory); lsvd-core would refuse them
+     * with -EINVAL, which fails the whole discard.
+     */
+    if (!QEMU_IS_ALIGNED(offset, LSVD_SECTOR_SIZE) ||
+        !QEMU_IS_ALIGNED(bytes, LSVD_SECTOR_SIZE)) {
+        return -ENOTSUP;
+    }
     return qemu_lsvd_start_co(bs, LSVD_AIO_ZERO, offset, bytes, NULL);
 }
 
