@@ -59,6 +59,7 @@ typedef enum {
     LSVD_AIO_WRITE,
     LSVD_AIO_FLUSH,
     LSVD_AIO_ZERO,              /* discard and write-zeroes */
+    LSVD_AIO_RESIZE,            /* offset is the new size */
 } LSVDAIOCmd;
 
 /* One request in flight; lives on the stack of the coroutine it wakes. */
@@ -508,6 +509,9 @@ static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
         ret = lsvd_aio_write_zeroes(s->vol, offset, bytes,
                                     qemu_lsvd_complete, &task);
         break;
+    case LSVD_AIO_RESIZE:
+        ret = lsvd_aio_resize(s->vol, offset, qemu_lsvd_complete, &task);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -583,6 +587,83 @@ static int64_t qemu_lsvd_getlength(BlockDriverState *bs)
 }
 
 /* Bytes the volume takes in the store and in the journal. */
+/*
+ * Resize.  Growing always works; shrinking only over a tail that was never
+ * written (qemu-img itself asks for --shrink first).  The volume's
+ * superblock has the new size when this returns.
+ */
+static int coroutine_fn qemu_lsvd_co_truncate(BlockDriverState *bs,
+                                              int64_t offset, bool exact,
+                                              PreallocMode prealloc,
+                                              BdrvRequestFlags flags,
+                                              Error **errp)
+{
+    BDRVLSVDState *s = bs->opaque;
+    uint64_t size = s->vol ? lsvd_size(s->vol) : 0;
+    int ret;
+
+    if (prealloc != PREALLOC_MODE_OFF) {
+        error_setg(errp, "lsvd: unsupported preallocation mode '%s' (space "
+                   "is taken when written)", PreallocMode_str(prealloc));
+        return -ENOTSUP;
+    }
+    if (offset % LSVD_SECTOR_SIZE) {
+        error_setg(errp, "lsvd: size %" PRId64 " is not a multiple of %d "
+                   "bytes", offset, LSVD_SECTOR_SIZE);
+        return -EINVAL;
+    }
+    if (!exact && (uint64_t)offset <= size) {
+        return 0;               /* big enough already */
+    }
+    ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, offset, 0, NULL);
+    if (ret == -ENOTEMPTY) {
+        error_setg(errp, "lsvd: cannot shrink volume '%s' to %" PRId64
+                   " bytes: the range after that has been written (or "
+                   "discarded or zeroed)", s->volume, offset);
+    } else if (ret == -EINVAL) {
+        error_setg(errp, "lsvd: invalid size %" PRId64 " for volume '%s' "
+                   "(at most 512 TiB)", offset, s->volume);
+    } else if (ret < 0) {
+        error_setg_errno(errp, -ret, "lsvd: cannot resize volume '%s'",
+                         s->volume);
+    }
+    return ret;
+}
+
+/*
+ * Block status: written data is DATA at the same offset of this node;
+ * ranges never written, discarded or zeroed read as zeros (ZERO), so that
+ * qemu-img convert and map skip them.  The answer comes from the maps in
+ * memory: no I/O.
+ */
+static int coroutine_fn qemu_lsvd_co_block_status(BlockDriverState *bs,
+                                                  bool want_zero,
+                                                  int64_t offset,
+                                                  int64_t bytes,
+                                                  int64_t *pnum,
+                                                  int64_t *map,
+                                                  BlockDriverState **file)
+{
+    BDRVLSVDState *s = bs->opaque;
+    uint64_t len;
+    int kind;
+
+    if (!s->vol) {
+        return -EIO;
+    }
+    kind = lsvd_extent(s->vol, offset, bytes, &len);
+    if (kind < 0) {
+        return kind;
+    }
+    *pnum = len;
+    if (kind != LSVD_EXTENT_DATA) {
+        return BDRV_BLOCK_ZERO;
+    }
+    *map = offset;
+    *file = bs;
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
 static int64_t qemu_lsvd_get_allocated_file_size(BlockDriverState *bs)
 {
     BDRVLSVDState *s = bs->opaque;
@@ -664,6 +745,8 @@ static BlockDriver bdrv_lsvd = {
     .bdrv_has_zero_init           = bdrv_has_zero_init_1,
 
     .bdrv_getlength               = qemu_lsvd_getlength,
+    .bdrv_co_truncate             = qemu_lsvd_co_truncate,
+    .bdrv_co_block_status         = qemu_lsvd_co_block_status,
     .bdrv_get_allocated_file_size = qemu_lsvd_get_allocated_file_size,
     .bdrv_refresh_limits          = qemu_lsvd_refresh_limits,
     .bdrv_refresh_filename        = qemu_lsvd_refresh_filename,

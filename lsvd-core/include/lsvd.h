@@ -75,6 +75,17 @@ int lsvd_config_load(const char *path, struct lsvd_config **out,
 void lsvd_config_free(struct lsvd_config *cfg);
 
 /*
+ * Set one setting, as if the file had "[@section] @key = @value", and
+ * check the whole configuration again: -EINVAL (with @err) if the key is
+ * unknown or the result is not valid; the configuration is unchanged then.
+ * For QEMU's options (cache-size=, ...).  Not for a config in use by an
+ * open volume.
+ */
+int lsvd_config_set(struct lsvd_config *cfg, const char *section,
+                    const char *key, const char *value,
+                    struct lsvd_err *err);
+
+/*
  * Set S3 credentials, overriding the config file and the environment (for
  * QEMU's key-secret=).  NULL leaves a field as it is.  -EINVAL unless the
  * backend is s3://.  The strings are copied.
@@ -171,6 +182,33 @@ int lsvd_aio_write_zeroes(struct lsvd_volume *vol, uint64_t offset,
 /* Complete once every write completed before this call is durable. */
 int lsvd_aio_flush(struct lsvd_volume *vol, lsvd_cb *cb, void *cb_arg);
 
+/*
+ * Change the size to @size bytes (a multiple of LSVD_SECTOR_SIZE, > 0, at
+ * most 512 TiB), in order with the writes submitted before it.  Growing
+ * always works; the new space reads as zeros.  Shrinking works only if
+ * nothing beyond @size was ever written, discarded or zeroed (the maps
+ * hold nothing there): otherwise -ENOTEMPTY and nothing changes.  The size
+ * is in the volume's superblock once the callback runs with 0.  Writes
+ * submitted before the resize but past its new end fail with -EINVAL.
+ */
+int lsvd_aio_resize(struct lsvd_volume *vol, uint64_t size, lsvd_cb *cb,
+                    void *cb_arg);
+
+/* What a range holds, for qemu-img map and convert. */
+enum lsvd_extent_kind {
+    LSVD_EXTENT_UNWRITTEN,      /* never written: reads as zeros */
+    LSVD_EXTENT_ZERO,           /* discarded or zeroed: reads as zeros */
+    LSVD_EXTENT_DATA,           /* written data */
+};
+
+/*
+ * The kind of the range at @offset (sector-aligned, inside the volume):
+ * returns an lsvd_extent_kind and sets *@len to how many bytes from
+ * @offset (at most @max, > 0) are of that kind.  Never blocks on I/O.
+ */
+int lsvd_extent(struct lsvd_volume *vol, uint64_t offset, uint64_t max,
+                uint64_t *len);
+
 /* Blocking wrappers of the calls above, for tools and tests. */
 int lsvd_read(struct lsvd_volume *vol, uint64_t offset, void *buf,
               size_t len);
@@ -179,6 +217,7 @@ int lsvd_write(struct lsvd_volume *vol, uint64_t offset, const void *buf,
 int lsvd_write_zeroes(struct lsvd_volume *vol, uint64_t offset,
                       uint64_t len);
 int lsvd_flush(struct lsvd_volume *vol);
+int lsvd_resize(struct lsvd_volume *vol, uint64_t size);
 
 struct lsvd_info {
     uint64_t size;              /* virtual size, bytes */

@@ -443,6 +443,7 @@ int config_parse(const char *data, size_t len, const char *source,
     }
 
     cfg = config_defaults(source);
+    cfg->text = g_strndup(data, len);
     if ((v = get_str(kf, "backend", "url"))) {
         g_free(cfg->backend_url);
         cfg->backend_url = v;
@@ -534,6 +535,10 @@ void lsvd_config_free(struct lsvd_config *cfg)
         return;
     }
     g_free(cfg->source);
+    if (cfg->text) {
+        explicit_bzero(cfg->text, strlen(cfg->text));   /* may hold keys */
+    }
+    g_free(cfg->text);
     g_free(cfg->backend_url);
     g_free(cfg->cache_dir);
     g_free(cfg->s3.bucket);
@@ -553,27 +558,63 @@ void lsvd_config_free(struct lsvd_config *cfg)
     g_free(cfg);
 }
 
+int lsvd_config_set(struct lsvd_config *cfg, const char *section,
+                    const char *key, const char *value, struct lsvd_err *err)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    struct lsvd_config *next = NULL, tmp;
+    g_autofree char *text = NULL;
+    gsize len;
+    int ret;
+
+    if (!key_known(section, key)) {
+        return lsvd_fail(err, -EINVAL, "unknown setting [%s] %s", section,
+                         key);
+    }
+    if (strchr(value, '\n') || strchr(value, '\r')) {
+        return lsvd_fail(err, -EINVAL, "[%s] %s: a value is one line",
+                         section, key);
+    }
+    if (cfg->text && *cfg->text &&
+        !g_key_file_load_from_data(kf, cfg->text, strlen(cfg->text),
+                                   G_KEY_FILE_NONE, NULL)) {
+        return lsvd_fail(err, -EINVAL, "%s: cannot be read again",
+                         cfg->source);
+    }
+    g_key_file_set_string(kf, section, key, value);
+    text = g_key_file_to_data(kf, &len, NULL);
+    /* the whole configuration is checked again, as if from the file */
+    ret = config_parse(text, len, cfg->source, &next, err);
+    explicit_bzero(text, len);
+    if (ret < 0) {
+        return ret;
+    }
+    tmp = *cfg;
+    *cfg = *next;
+    *next = tmp;
+    lsvd_config_free(next);
+    return 0;
+}
+
 int lsvd_config_set_credentials(struct lsvd_config *cfg,
                                 const char *access_key_id,
                                 const char *secret_access_key,
                                 const char *session_token)
 {
+    const char *vals[3] = { access_key_id, secret_access_key, session_token };
+    const char *keys[3] = { "access_key_id", "secret_access_key",
+                            "session_token" };
+    int ret = 0;
+
     if (!cfg->is_s3) {
         return -EINVAL;
     }
-    if (access_key_id) {
-        g_free(cfg->s3.access_key);
-        cfg->s3.access_key = g_strdup(access_key_id);
+    for (int i = 0; i < 3 && ret == 0; i++) {
+        if (vals[i]) {
+            ret = lsvd_config_set(cfg, "backend", keys[i], vals[i], NULL);
+        }
     }
-    if (secret_access_key) {
-        g_free(cfg->s3.secret_key);
-        cfg->s3.secret_key = g_strdup(secret_access_key);
-    }
-    if (session_token) {
-        g_free(cfg->s3.session_token);
-        cfg->s3.session_token = g_strdup(session_token);
-    }
-    return 0;
+    return ret;
 }
 
 const char *lsvd_config_source(const struct lsvd_config *cfg)

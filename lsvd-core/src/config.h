@@ -69,6 +69,7 @@ struct s3_config {
 
 struct lsvd_config {
     char *source;           /* file path, or "(defaults)" */
+    char *text;             /* what was parsed, with lsvd_config_set()'s */
     char *backend_url;
     char *cache_dir;
     uint64_t cache_size;

@@ -705,7 +705,7 @@ static uint8_t *encode_batch(struct objlog *ol, struct batch *b,
     memcpy(h->uuid, ol->uuid, LSVD_UUID_LEN);
     h->seq = b->seq;
     h->jseq = b->jseq;
-    h->vol_size = ol->vol_size;
+    h->vol_size = __atomic_load_n(&ol->vol_size, __ATOMIC_RELAXED);
     h->data_len = spos;
     h->raw_len = c.raw_len;
     h->chunk_size = OBJ_CHUNK_SIZE;
@@ -813,7 +813,7 @@ static uint8_t *encode_checkpoint(struct objlog *ol, struct batch *b)
     g_rw_lock_reader_unlock(&ol->map_lock);
 
     memcpy(c.uuid, ol->uuid, LSVD_UUID_LEN);
-    c.vol_size = ol->vol_size;
+    c.vol_size = __atomic_load_n(&ol->vol_size, __ATOMIC_RELAXED);
     c.n_extents = x.extents->len;
     c.extents = (struct ckpt_extent *)x.extents->data;
     c.n_objects = objects->len;
@@ -1228,4 +1228,37 @@ void objlog_set_rcache(struct objlog *ol, struct rcache *rc,
 {
     ol->rc = rc;
     ol->prefetch = prefetch;
+}
+
+void objlog_set_vol_size(struct objlog *ol, uint64_t size)
+{
+    __atomic_store_n(&ol->vol_size, size, __ATOMIC_RELAXED);
+}
+
+struct first_piece {
+    uint64_t len;
+    int kind;
+};
+
+static int take_first(void *arg, uint64_t lba G_GNUC_UNUSED, uint64_t len,
+                      bool mapped, uint64_t loc)
+{
+    struct first_piece *p = arg;
+
+    p->len = len;
+    p->kind = !mapped ? LSVD_EXTENT_UNWRITTEN :
+              (loc & LOC_ZERO) ? LSVD_EXTENT_ZERO : LSVD_EXTENT_DATA;
+    return 1;
+}
+
+int objlog_extent_kind(struct objlog *ol, uint64_t lba, uint64_t sectors,
+                       uint64_t *n)
+{
+    struct first_piece p = { sectors, LSVD_EXTENT_UNWRITTEN };
+
+    g_rw_lock_reader_lock(&ol->map_lock);
+    extmap_lookup(ol->omap, lba, sectors, take_first, &p);
+    g_rw_lock_reader_unlock(&ol->map_lock);
+    *n = p.len;
+    return p.kind;
 }

@@ -118,6 +118,14 @@ struct rcache;
 void objlog_set_rcache(struct objlog *ol, struct rcache *rc,
                        uint64_t prefetch);
 
+/* The volume size that new objects record (after a resize). */
+void objlog_set_vol_size(struct objlog *ol, uint64_t size);
+
+/* What the object map holds at @lba: an LSVD_EXTENT_* kind, for *@n
+ * sectors (at most @sectors) from there. */
+int objlog_extent_kind(struct objlog *ol, uint64_t lba, uint64_t sectors,
+                       uint64_t *n);
+
 struct objlog_stats {
     uint64_t objects;
     uint64_t stored_bytes;

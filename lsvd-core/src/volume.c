@@ -51,10 +51,14 @@
 #define ZLOC_SHIFT 24               /* ZERO extents: at most 2^24 sectors */
 #define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
 #define WRITE_REC_MAX (JOURNAL_MAX_RECORD / 2)  /* data per write record */
+#define LSVD_MAX_SECTORS (1ULL << 40)       /* 512 TiB */
 
-enum vreq_type { VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_STOP };
+enum vreq_type {
+    VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_RESIZE, VREQ_STOP
+};
 
 struct vreq {
+    struct vreq *next;              /* in the free pool */
     enum vreq_type type;
     uint64_t offset;
     const struct iovec *iov;
@@ -106,11 +110,54 @@ struct lsvd_volume {
     uint64_t n_zeroes, n_zero_bytes, n_flushes;
     char *stats_path;           /* writable opens: CACHE/VOL.stats */
 
-    struct rcache *rc;          /* read cache (writable opens), or NULL */
+    GMutex pool_lock;           /* protects pool, pooled */
+    struct vreq *pool;          /* free request structs, reused */
+    unsigned pooled;
+
+    struct rcache *rc;          /* read cache, or NULL */
     GThread *keeper;            /* housekeeping: see keeper_thread() */
     GCond keeper_cond;
     bool stopping;              /* keeper: leave now */
 };
+/* The size changes only on the journal thread (resize); anyone reads it. */
+static uint64_t vol_size(const struct lsvd_volume *v)
+{
+    return __atomic_load_n(&v->size, __ATOMIC_RELAXED);
+}
+
+/*
+ * Request structs come from a free pool, so that the I/O path allocates
+ * nothing once it has warmed up (the pool keeps at most POOL_MAX).
+ */
+#define POOL_MAX 1024
+
+static struct vreq *vreq_get(struct lsvd_volume *v)
+{
+    struct vreq *r;
+
+    g_mutex_lock(&v->pool_lock);
+    r = v->pool;
+    if (r) {
+        v->pool = r->next;
+        v->pooled--;
+    }
+    g_mutex_unlock(&v->pool_lock);
+    return r ? r : g_new(struct vreq, 1);
+}
+
+static void vreq_put(struct lsvd_volume *v, struct vreq *r)
+{
+    g_mutex_lock(&v->pool_lock);
+    if (v->pooled < POOL_MAX) {
+        r->next = v->pool;
+        v->pool = r;
+        v->pooled++;
+        r = NULL;
+    }
+    g_mutex_unlock(&v->pool_lock);
+    g_free(r);
+}
+
 /* ---- paths ---------------------------------------------------------------- */
 
 static char *cache_file(const struct lsvd_config *cfg, const char *name,
@@ -443,12 +490,12 @@ static void run_round(struct lsvd_volume *v)
         struct rec_slot *s = &v->slots[i];
         if (s->last) {
             s->req->cb(s->req->cb_arg, ret);
-            g_free(s->req);
+            vreq_put(v, s->req);
         }
     }
     for (int i = 0; i < v->nflushes; i++) {
         v->flushes[i]->cb(v->flushes[i]->cb_arg, ret);
-        g_free(v->flushes[i]);
+        vreq_put(v, v->flushes[i]);
     }
     v->nslots = 0;
     v->nflushes = 0;
@@ -513,6 +560,13 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
 {
     uint64_t nrec = req_records(r);
 
+    /* submitted before a shrink that has run since */
+    if (r->offset + r->len > vol_size(v)) {
+        r->cb(r->cb_arg, -EINVAL);
+        vreq_put(v, r);
+        return;
+    }
+
     for (uint64_t k = 0; k < nrec; k++) {
         struct rec_extent ext[REC_MAX_EXTENTS];
         size_t skip, len;
@@ -549,7 +603,7 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
             /* the records of @r already prepared complete nothing: the
              * request is answered here, once */
             r->cb(r->cb_arg, ret == -EFBIG ? -EINVAL : -EIO);
-            g_free(r);
+            vreq_put(v, r);
             return;
         }
         s->req = r;
@@ -557,6 +611,68 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
         s->last = k + 1 == nrec;
         v->nslots++;
     }
+}
+
+struct any_ctx {
+    struct lsvd_volume *v;
+    bool found;
+};
+
+/* jmap_lock held: is anything mapped in the journal or the object map? */
+static int anything_mapped(void *arg, uint64_t lba, uint64_t len,
+                           bool mapped, uint64_t loc G_GNUC_UNUSED)
+{
+    struct any_ctx *c = arg;
+    uint64_t n;
+
+    if (mapped || objlog_extent_kind(c->v->ol, lba, len, &n) !=
+                  LSVD_EXTENT_UNWRITTEN || n < len) {
+        c->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Journal thread, every earlier write mapped.  A shrink needs the maps
+ * empty beyond the new end, so that no record or object ever holds an
+ * extent past the size it is read with.  The superblock is written first:
+ * a crash leaves the old size or the new one.
+ */
+static int do_resize(struct lsvd_volume *v, uint64_t size)
+{
+    uint64_t old = vol_size(v);
+    struct super sb = v->sb;
+    int ret;
+
+    if (size == old) {
+        return 0;
+    }
+    if (size < old) {
+        struct any_ctx c = { v, false };
+
+        g_rw_lock_reader_lock(&v->jmap_lock);
+        extmap_lookup(v->jmap, size / LSVD_SECTOR_SIZE,
+                      (old - size) / LSVD_SECTOR_SIZE, anything_mapped, &c);
+        g_rw_lock_reader_unlock(&v->jmap_lock);
+        if (c.found) {
+            return -ENOTEMPTY;
+        }
+        /* refuse new I/O past the end before the store says so */
+        __atomic_store_n(&v->size, size, __ATOMIC_RELAXED);
+    }
+    sb.size = size;
+    ret = objlog_write_super(&v->be, v->name, &sb);
+    if (ret < 0) {
+        lsvd_log(LSVD_LOG_ERROR, "volume '%s': cannot write the superblock "
+                 "for a resize: %s", v->name, g_strerror(-ret));
+        __atomic_store_n(&v->size, old, __ATOMIC_RELAXED);
+        return ret;
+    }
+    v->sb.size = size;
+    objlog_set_vol_size(v->ol, size);
+    __atomic_store_n(&v->size, size, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static gpointer journal_thread(gpointer arg)
@@ -578,6 +694,11 @@ static gpointer journal_thread(gpointer arg)
                     run_round(v);
                 }
                 v->flushes[v->nflushes++] = r;
+                break;
+            case VREQ_RESIZE:
+                run_round(v);       /* the writes before it are mapped */
+                r->cb(r->cb_arg, do_resize(v, r->offset));
+                vreq_put(v, r);
                 break;
             case VREQ_STOP:
                 run_round(v);
@@ -639,12 +760,49 @@ static int read_piece(void *arg, uint64_t lba, uint64_t len, bool mapped,
                         len * LSVD_SECTOR_SIZE);
 }
 
-static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf)
+/*
+ * Per read worker, kept between requests so that a read allocates
+ * nothing: the list of gaps the journal leaves, and a bounce buffer for
+ * reads into several iovecs (up to SCRATCH_MAX; larger ones allocate).
+ */
+#define SCRATCH_MAX (4u << 20)
+
+struct read_scratch {
+    GArray *gaps;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static void scratch_free(gpointer p)
 {
-    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, buf, NULL, 0 };
+    struct read_scratch *s = p;
+
+    g_array_free(s->gaps, TRUE);
+    g_free(s->buf);
+    g_free(s);
+}
+
+static GPrivate scratch_key = G_PRIVATE_INIT(scratch_free);
+
+static struct read_scratch *scratch_get(void)
+{
+    struct read_scratch *s = g_private_get(&scratch_key);
+
+    if (!s) {
+        s = g_new0(struct read_scratch, 1);
+        s->gaps = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        g_private_set(&scratch_key, s);
+    }
+    g_array_set_size(s->gaps, 0);
+    return s;
+}
+
+static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf,
+                   GArray *gaps)
+{
+    struct jread_ctx c = { v, r->offset / LSVD_SECTOR_SIZE, buf, gaps, 0 };
     int ret;
 
-    c.gaps = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     g_rw_lock_reader_lock(&v->jmap_lock);
     ret = extmap_lookup(v->jmap, c.lba, r->len / LSVD_SECTOR_SIZE,
                         read_piece, &c);
@@ -654,7 +812,6 @@ static int do_read(struct lsvd_volume *v, struct vreq *r, uint8_t *buf)
         ret = objlog_read(v->ol, lba, g_array_index(c.gaps, uint64_t, i + 1),
                           buf + (lba - c.lba) * LSVD_SECTOR_SIZE);
     }
-    g_array_free(c.gaps, TRUE);
     return ret;
 }
 
@@ -662,11 +819,27 @@ static void read_task(void *data, void *user_data)
 {
     struct vreq *r = data;
     struct lsvd_volume *v = user_data;
-    uint8_t *buf = r->iovcnt == 1 ? r->iov[0].iov_base : g_try_malloc(r->len);
-    int ret = -ENOMEM;
+    struct read_scratch *sc = scratch_get();
+    uint8_t *buf = r->iov[0].iov_base, *heap = NULL;
+    lsvd_cb *cb = r->cb;
+    void *cb_arg = r->cb_arg;
+    int ret = 0;
 
-    if (buf) {
-        ret = do_read(v, r, buf);
+    if (r->iovcnt != 1) {
+        if (r->len > SCRATCH_MAX) {
+            buf = heap = g_try_malloc(r->len);
+        } else {
+            if (sc->cap < r->len) {
+                g_free(sc->buf);
+                sc->cap = MAX(r->len, 65536);
+                sc->buf = g_malloc(sc->cap);
+            }
+            buf = sc->buf;
+        }
+        ret = buf ? 0 : -ENOMEM;
+    }
+    if (ret == 0) {
+        ret = do_read(v, r, buf, sc->gaps);
     }
     if (ret == 0 && r->iovcnt != 1) {
         size_t done = 0;
@@ -676,11 +849,9 @@ static void read_task(void *data, void *user_data)
             done += n;
         }
     }
-    if (r->iovcnt != 1) {
-        g_free(buf);
-    }
-    r->cb(r->cb_arg, ret);
-    g_free(r);
+    g_free(heap);
+    vreq_put(v, r);
+    cb(cb_arg, ret);
 }
 
 /* ---- submission --------------------------------------------------------- */
@@ -701,15 +872,18 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
 {
     struct vreq *r;
 
-    if (type != VREQ_FLUSH &&
+    uint64_t size = vol_size(v);
+
+    if (type != VREQ_FLUSH && type != VREQ_RESIZE &&
         (offset % LSVD_SECTOR_SIZE || len % LSVD_SECTOR_SIZE ||
-         offset > v->size || len > v->size - offset || iovcnt < 0)) {
+         offset > size || len > size - offset || iovcnt < 0)) {
         return -EINVAL;
     }
-    if ((type == VREQ_WRITE || type == VREQ_ZERO) && v->rdonly) {
+    if ((type == VREQ_WRITE || type == VREQ_ZERO || type == VREQ_RESIZE) &&
+        v->rdonly) {
         return -EROFS;
     }
-    if (type != VREQ_FLUSH && len == 0) {
+    if (type != VREQ_FLUSH && type != VREQ_RESIZE && len == 0) {
         cb(cb_arg, 0);
         return 0;
     }
@@ -726,12 +900,15 @@ static int submit_len(struct lsvd_volume *v, enum vreq_type type,
         __atomic_fetch_add(&v->n_zeroes, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&v->n_zero_bytes, len, __ATOMIC_RELAXED);
         break;
-    default:
+    case VREQ_FLUSH:
         __atomic_fetch_add(&v->n_flushes, 1, __ATOMIC_RELAXED);
         break;
+    default:
+        break;
     }
-    r = g_new(struct vreq, 1);
+    r = vreq_get(v);
     *r = (struct vreq){
+        .next = NULL,
         .type = type, .offset = offset, .iov = iov, .iovcnt = iovcnt,
         .len = len, .cb = cb, .cb_arg = cb_arg,
     };
@@ -777,6 +954,58 @@ int lsvd_aio_write(struct lsvd_volume *v, uint64_t offset,
 int lsvd_aio_flush(struct lsvd_volume *v, lsvd_cb *cb, void *cb_arg)
 {
     return submit(v, VREQ_FLUSH, 0, NULL, 0, cb, cb_arg);
+}
+
+struct first_jpiece {
+    uint64_t len, loc;
+    bool mapped;
+};
+
+static int first_jpiece(void *arg, uint64_t lba G_GNUC_UNUSED, uint64_t len,
+                        bool mapped, uint64_t loc)
+{
+    struct first_jpiece *p = arg;
+
+    *p = (struct first_jpiece){ len, loc, mapped };
+    return 1;
+}
+
+int lsvd_aio_resize(struct lsvd_volume *v, uint64_t size, lsvd_cb *cb,
+                    void *cb_arg)
+{
+    if (size == 0 || size % LSVD_SECTOR_SIZE ||
+        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
+        return -EINVAL;
+    }
+    return submit_len(v, VREQ_RESIZE, size, NULL, 0, 0, cb, cb_arg);
+}
+
+int lsvd_extent(struct lsvd_volume *v, uint64_t offset, uint64_t max,
+                uint64_t *len)
+{
+    struct first_jpiece p = { 0 };
+    uint64_t size = vol_size(v), lba = offset / LSVD_SECTOR_SIZE, n;
+    int kind;
+
+    if (offset % LSVD_SECTOR_SIZE || offset >= size || max == 0) {
+        return -EINVAL;
+    }
+    max = MIN(max, size - offset) / LSVD_SECTOR_SIZE;
+    if (max == 0) {
+        return -EINVAL;
+    }
+    g_rw_lock_reader_lock(&v->jmap_lock);
+    extmap_lookup(v->jmap, lba, max, first_jpiece, &p);
+    g_rw_lock_reader_unlock(&v->jmap_lock);
+    if (p.mapped) {
+        kind = (p.loc & LOC_ZERO) ? LSVD_EXTENT_ZERO : LSVD_EXTENT_DATA;
+        n = p.len;
+    } else {
+        /* not in the journal for p.len sectors: the object map says */
+        kind = objlog_extent_kind(v->ol, lba, p.len, &n);
+    }
+    *len = n * LSVD_SECTOR_SIZE;
+    return kind;
 }
 
 /* ---- blocking wrappers -------------------------------------------------- */
@@ -857,6 +1086,14 @@ int lsvd_flush(struct lsvd_volume *v)
     return wait_for(&w, lsvd_aio_flush(v, wake, &w));
 }
 
+int lsvd_resize(struct lsvd_volume *v, uint64_t size)
+{
+    struct waiter w;
+
+    waiter_init(&w);
+    return wait_for(&w, lsvd_aio_resize(v, size, wake, &w));
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 struct replay_ctx {
@@ -874,7 +1111,7 @@ static int replay_record(void *arg, const struct rec_header *r,
     for (uint32_t i = 0; i < r->n_extents; i++) {
         const struct rec_extent *e = &r->extents[i];
 
-        if (e->lba + e->sectors > v->size / LSVD_SECTOR_SIZE ||
+        if (e->lba + e->sectors > vol_size(v) / LSVD_SECTOR_SIZE ||
             (r->type == REC_TYPE_ZERO && e->sectors > ZERO_EXT_MAX)) {
             lsvd_log(LSVD_LOG_ERROR, "volume '%s': journal record %" PRIu64
                      " at offset %" PRIu64 " is malformed", v->name, r->seq,
@@ -978,6 +1215,12 @@ static void volume_free(struct lsvd_volume *v)
     }
     g_rw_lock_clear(&v->jmap_lock);
     g_mutex_clear(&v->lock);
+    while (v->pool) {
+        struct vreq *r = v->pool;
+        v->pool = r->next;
+        g_free(r);
+    }
+    g_mutex_clear(&v->pool_lock);
     g_cond_clear(&v->keeper_cond);
     g_free(v->jmpath);
     g_free(v->stats_path);
@@ -1001,6 +1244,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     }
     v = g_new0(struct lsvd_volume, 1);
     g_mutex_init(&v->lock);
+    g_mutex_init(&v->pool_lock);
     g_cond_init(&v->keeper_cond);
     g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
@@ -1016,7 +1260,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    v->size = v->sb.size;
+    v->size = v->sb.size;     /* before any thread starts */
 
     /* lock the journal before touching objects: one writer at a time */
     jpath = journal_path(cfg, name);
@@ -1110,7 +1354,7 @@ int lsvd_close(struct lsvd_volume *v)
 
 uint64_t lsvd_size(const struct lsvd_volume *v)
 {
-    return v->size;
+    return vol_size(v);
 }
 
 int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
@@ -1120,7 +1364,7 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
 
     memset(info, 0, sizeof(*info));
     objlog_stats(v->ol, &st);
-    info->size = v->size;
+    info->size = vol_size(v);
     info->objects = st.objects;
     info->stored_bytes = st.stored_bytes;
     info->last_seq = st.last_seq;
@@ -1262,7 +1506,7 @@ int lsvd_create(const struct lsvd_config *cfg, const char *name,
         return ret;
     }
     if (size == 0 || size % LSVD_SECTOR_SIZE ||
-        size / LSVD_SECTOR_SIZE > (1ULL << 40)) {
+        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
         return lsvd_fail(err, -EINVAL, "invalid size %" PRIu64 ": must be a "
                          "non-zero multiple of %d bytes, at most 512 TiB",
                          size, LSVD_SECTOR_SIZE);

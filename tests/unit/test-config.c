@@ -261,6 +261,62 @@ static void test_s3(void)
                 "region");
 }
 
+/* lsvd_config_set(): what QEMU's options use; checked like the file. */
+static void test_set(void)
+{
+    struct lsvd_err err;
+    struct lsvd_config *cfg;
+    int ret;
+
+    cfg = parse("[backend]\nurl = dir:///s # the store\n[cache]\nsize = 128M\n",
+                &ret, &err);
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "dir", "/other", &err), ==,
+                    0);
+    g_assert_cmpstr(cfg->cache_dir, ==, "/other");
+    g_assert_cmpuint(cfg->cache_size, ==, 128 << 20);   /* kept */
+    g_assert_cmpstr(cfg->backend_url, ==, "dir:///s");
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "read_size", "0", &err), ==,
+                    0);
+    g_assert_cmpuint(cfg->read_cache_size, ==, 0);
+    g_assert_cmpint(lsvd_config_set(cfg, "log", "batch_size", "2M", &err),
+                    ==, 0);
+    g_assert_cmpuint(cfg->batch_size, ==, 2 << 20);
+    /* a bad value or an unknown key changes nothing */
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "size", "lots", &err), ==,
+                    -EINVAL);
+    g_assert_nonnull(strstr(err.msg, "'lots'"));
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "siez", "1G", &err), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "dir", "a\nb", &err), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_config_set(cfg, "log", "batch_size", "64M", &err),
+                    ==, -EINVAL);
+    g_assert_cmpuint(cfg->batch_size, ==, 2 << 20);
+    g_assert_cmpuint(cfg->cache_size, ==, 128 << 20);
+    g_assert_cmpstr(cfg->cache_dir, ==, "/other");
+    /* the url may change the backend: then s3 keys become valid */
+    g_assert_cmpint(lsvd_config_set(cfg, "backend", "region", "x", &err), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_config_set(cfg, "backend", "url", "s3://bkt/p",
+                                    &err), ==, 0);
+    g_assert_true(cfg->is_s3);
+    g_assert_cmpint(lsvd_config_set(cfg, "backend", "region", "x", &err), ==,
+                    0);
+    g_assert_cmpstr(cfg->s3.region, ==, "x");
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "dir", "/a b\\c", &err),
+                    ==, 0);
+    g_assert_cmpstr(cfg->cache_dir, ==, "/a b\\c");
+    lsvd_config_free(cfg);
+
+    /* from the embedded defaults */
+    cfg = parse("", &ret, &err);
+    g_assert_cmpint(lsvd_config_set(cfg, "cache", "size", "256M", &err), ==,
+                    0);
+    g_assert_cmpuint(cfg->cache_size, ==, 256 << 20);
+    g_assert_cmpstr(cfg->backend_url, ==, LSVD_DEFAULT_STORE_URL);
+    lsvd_config_free(cfg);
+}
+
 static void test_read_cache_keys(void)
 {
     struct lsvd_err err;
@@ -408,6 +464,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/limits", test_limits);
     g_test_add_func("/config/s3", test_s3);
     g_test_add_func("/config/read-cache", test_read_cache_keys);
+    g_test_add_func("/config/set", test_set);
     g_test_add_func("/config/load", test_load);
     return g_test_run();
 }

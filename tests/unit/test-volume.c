@@ -2780,6 +2780,112 @@ static void test_stats_file(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
 }
 
+
+/* ---- resize and extents -------------------------------------------------- */
+
+static void test_resize(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint8_t buf[4096];
+
+    vol_create(f, "v", 8 * MiB);
+    v = vol_open(f, "v", 0);
+    write_gen(v, 0, 1 * MiB, 1);
+    /* grow: the new space reads as zeros and takes writes */
+    g_assert_cmpint(lsvd_write(v, 8 * MiB, buf, 4096), ==, -EINVAL);
+    g_assert_cmpint(lsvd_resize(v, 24 * MiB), ==, 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 24 * MiB);
+    g_assert_cmpint(lsvd_read(v, 20 * MiB, buf, 4096), ==, 0);
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmpint(buf[i], ==, 0);
+    }
+    write_gen(v, 16 * MiB, 256 * 1024, 2);
+    vol_close(v);
+
+    v = vol_open(f, "v", 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 24 * MiB);
+    check_gen(v, 0, 1 * MiB, 65536, 1);
+    check_gen(v, 16 * MiB, 256 * 1024, 65536, 2);
+    /* shrink below data: refused, nothing changes */
+    g_assert_cmpint(lsvd_resize(v, 16 * MiB), ==, -ENOTEMPTY);
+    g_assert_cmpint(lsvd_resize(v, 12 * MiB), ==, -ENOTEMPTY);
+    g_assert_cmpuint(lsvd_size(v), ==, 24 * MiB);
+    /* zeroed is still written: refused too */
+    g_assert_cmpint(lsvd_write_zeroes(v, 16 * MiB, 256 * 1024), ==, 0);
+    g_assert_cmpint(lsvd_resize(v, 16 * MiB), ==, -ENOTEMPTY);
+    /* an unwritten tail may go */
+    g_assert_cmpint(lsvd_resize(v, 16 * MiB + 256 * 1024), ==, 0);
+    g_assert_cmpuint(lsvd_size(v), ==, 16 * MiB + 256 * 1024);
+    g_assert_cmpint(lsvd_read(v, 16 * MiB + 256 * 1024, buf, 512), ==,
+                    -EINVAL);
+    g_assert_cmpint(lsvd_resize(v, 1000), ==, -EINVAL);
+    g_assert_cmpint(lsvd_resize(v, 0), ==, -EINVAL);
+    vol_close(v);
+
+    /* the size is in the store: a read-only open, and one without the
+     * cache, see it; a read-only volume cannot be resized */
+    drop_journal(f, "v");
+    v = vol_open(f, "v", LSVD_OPEN_RDONLY);
+    g_assert_cmpuint(lsvd_size(v), ==, 16 * MiB + 256 * 1024);
+    g_assert_cmpint(lsvd_resize(v, 32 * MiB), ==, -EROFS);
+    check_gen(v, 0, 1 * MiB, 65536, 1);
+    vol_close(v);
+}
+
+static int extent_of(struct lsvd_volume *v, uint64_t off, uint64_t max,
+                     uint64_t *len)
+{
+    int kind = lsvd_extent(v, off, max, len);
+
+    g_assert_cmpint(kind, >=, 0);
+    g_assert_cmpuint(*len, >, 0);
+    g_assert_cmpuint(*len, <=, max);
+    return kind;
+}
+
+/* What qemu-img map sees: unwritten, zeroed and data ranges, whether they
+ * are in the journal or only in objects. */
+static void test_extents(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v;
+    uint64_t len;
+
+    vol_create(f, "v", 16 * MiB);
+    v = vol_open(f, "v", 0);
+    g_assert_cmpint(extent_of(v, 0, 16 * MiB, &len), ==,
+                    LSVD_EXTENT_UNWRITTEN);
+    g_assert_cmpuint(len, ==, 16 * MiB);
+    write_gen(v, 1 * MiB, 256 * 1024, 1);
+    g_assert_cmpint(lsvd_write_zeroes(v, 4 * MiB, 1 * MiB), ==, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        g_assert_cmpint(extent_of(v, 0, 16 * MiB, &len), ==,
+                        LSVD_EXTENT_UNWRITTEN);
+        g_assert_cmpuint(len, ==, 1 * MiB);
+        g_assert_cmpint(extent_of(v, 1 * MiB, 16 * MiB, &len), ==,
+                        LSVD_EXTENT_DATA);
+        g_assert_cmpuint(len, ==, 256 * 1024);
+        g_assert_cmpint(extent_of(v, 1 * MiB + 4096, 8192, &len), ==,
+                        LSVD_EXTENT_DATA);
+        g_assert_cmpuint(len, ==, 8192);
+        g_assert_cmpint(extent_of(v, 1 * MiB + 256 * 1024, 16 * MiB, &len),
+                        ==, LSVD_EXTENT_UNWRITTEN);
+        g_assert_cmpuint(len, ==, 3 * MiB - 256 * 1024);
+        g_assert_cmpint(extent_of(v, 4 * MiB, 16 * MiB, &len), ==,
+                        LSVD_EXTENT_ZERO);
+        g_assert_cmpuint(len, ==, 1 * MiB);
+        g_assert_cmpint(extent_of(v, 5 * MiB, 16 * MiB, &len), ==,
+                        LSVD_EXTENT_UNWRITTEN);
+        g_assert_cmpuint(len, ==, 11 * MiB);
+        /* the same once it is only in objects */
+        vol_close(v);
+        drop_journal(f, "v");
+        v = vol_open(f, "v", 0);
+    }
+    g_assert_cmpint(lsvd_extent(v, 16 * MiB, 512, &len), ==, -EINVAL);
+    g_assert_cmpint(lsvd_extent(v, 100, 512, &len), ==, -EINVAL);
+    vol_close(v);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -2825,6 +2931,8 @@ int main(int argc, char **argv)
         { "/volume/readpath/prefetch", test_prefetch },
         { "/volume/readpath/no-read-cache", test_no_read_cache },
         { "/volume/readpath/stats-file", test_stats_file },
+        { "/volume/resize", test_resize },
+        { "/volume/extents", test_extents },
     };
 
     int n = 1;
