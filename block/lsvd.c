@@ -52,6 +52,7 @@ typedef struct BDRVLSVDState {
     char *volume;               /* the volume name */
     char *conf;                 /* the conf= option, or NULL */
     bool read_only;             /* vol was opened with LSVD_OPEN_RDONLY */
+    CoMutex resize_lock;        /* one resize at a time, and its check */
 } BDRVLSVDState;
 
 typedef enum {
@@ -291,10 +292,12 @@ static int qemu_lsvd_do_create(BlockdevOptionsLsvd *loc, uint64_t size,
         return -EINVAL;
     }
     if (size == 0) {
-        /* qcow2 and other formats that grow their file start it empty */
-        error_setg(errp, "lsvd: cannot create a volume of size 0 (volumes "
-                   "do not grow: use the raw format)");
-        return -EINVAL;
+        /*
+         * qcow2 and other formats that grow their file create it empty;
+         * a volume has at least one sector, and grows when a format
+         * writes past its end (qemu_lsvd_grow)
+         */
+        size = LSVD_SECTOR_SIZE;
     }
     if (size % LSVD_SECTOR_SIZE != 0) {
         error_setg(errp, "lsvd: size %" PRIu64 " is not a multiple of %d "
@@ -460,6 +463,7 @@ static int qemu_lsvd_open(BlockDriverState *bs, QDict *options, int flags,
 
     s->volume = g_strdup(opts->volume);
     s->conf = opts->has_conf ? g_strdup(opts->conf) : NULL;
+    qemu_co_mutex_init(&s->resize_lock);
     /* zeroing never stores data, so it always "unmaps" */
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
     ret = 0;
@@ -631,11 +635,40 @@ static int coroutine_fn qemu_lsvd_co_preadv(BlockDriverState *bs,
     return qemu_lsvd_start_co(bs, LSVD_AIO_READ, offset, bytes, qiov);
 }
 
+/*
+ * A format driver (qcow2) writes past the end of its file to grow it, as
+ * it would on a file: grow the volume to the end of the write first.  The
+ * block layer allows this only to parents holding BLK_PERM_RESIZE; the
+ * raw format never does it, so a guest cannot grow its disk.  Volumes
+ * only grow here: a write racing a larger grow finds the volume big
+ * enough under the lock.
+ */
+static int coroutine_fn qemu_lsvd_grow(BlockDriverState *bs, int64_t end)
+{
+    BDRVLSVDState *s = bs->opaque;
+    int ret = 0;
+
+    if (!s->vol || (uint64_t)end <= lsvd_size(s->vol)) {
+        return 0;
+    }
+    qemu_co_mutex_lock(&s->resize_lock);
+    if (s->vol && (uint64_t)end > lsvd_size(s->vol)) {
+        ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, end, 0, NULL);
+    }
+    qemu_co_mutex_unlock(&s->resize_lock);
+    return ret;
+}
+
 static int coroutine_fn qemu_lsvd_co_pwritev(BlockDriverState *bs,
                                              int64_t offset, int64_t bytes,
                                              QEMUIOVector *qiov,
                                              BdrvRequestFlags flags)
 {
+    int ret = qemu_lsvd_grow(bs, offset + bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
     return qemu_lsvd_start_co(bs, LSVD_AIO_WRITE, offset, bytes, qiov);
 }
 
@@ -652,6 +685,16 @@ static int coroutine_fn qemu_lsvd_co_flush(BlockDriverState *bs)
 static int coroutine_fn qemu_lsvd_co_pdiscard(BlockDriverState *bs,
                                               int64_t offset, int64_t bytes)
 {
+    /*
+     * The block layer passes the unaligned head and tail of a discard down
+     * as requests of their own and expects -ENOTSUP for what the driver
+     * cannot discard (a discard is advisory); lsvd-core would refuse them
+     * with -EINVAL, which fails the whole discard.
+     */
+    if (!QEMU_IS_ALIGNED(offset, LSVD_SECTOR_SIZE) ||
+        !QEMU_IS_ALIGNED(bytes, LSVD_SECTOR_SIZE)) {
+        return -ENOTSUP;
+    }
     return qemu_lsvd_start_co(bs, LSVD_AIO_ZERO, offset, bytes, NULL);
 }
 
@@ -660,6 +703,11 @@ static int coroutine_fn qemu_lsvd_co_pwrite_zeroes(BlockDriverState *bs,
                                                    int64_t bytes,
                                                    BdrvRequestFlags flags)
 {
+    int ret = qemu_lsvd_grow(bs, offset + bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
     return qemu_lsvd_start_co(bs, LSVD_AIO_ZERO, offset, bytes, NULL);
 }
 
@@ -699,10 +747,18 @@ static int coroutine_fn qemu_lsvd_co_truncate(BlockDriverState *bs,
                    "bytes", offset, LSVD_SECTOR_SIZE);
         return -EINVAL;
     }
-    if (!exact && (uint64_t)offset <= size) {
-        return 0;               /* big enough already */
+    /*
+     * Like a regular file, whatever @exact says: block_resize passes
+     * exact=false and still means "this size", and a shrink it cannot do
+     * is an error to report, not a success (qcow2, which also shrinks its
+     * file with exact=false, only warns when that fails).
+     */
+    if ((uint64_t)offset == size) {
+        return 0;
     }
+    qemu_co_mutex_lock(&s->resize_lock);
     ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, offset, 0, NULL);
+    qemu_co_mutex_unlock(&s->resize_lock);
     if (ret == -ENOTEMPTY) {
         error_setg(errp, "lsvd: cannot shrink volume '%s' to %" PRId64
                    " bytes: the range after that has been written (or "

@@ -14,8 +14,9 @@
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
 # crash: kill -9 at CRASH_POINTS (default 200) points per mode
 # qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build, then
-#        QEMU's iotests with -lsvd: ours (qemu-iotests/) and the generic
-#        ones listed in qemu-iotests/generic.list
+#        QEMU's iotests with -lsvd -raw: ours (qemu-iotests/) and the
+#        generic ones listed in qemu-iotests/generic.list; then with
+#        -lsvd -qcow2 those listed in qemu-iotests/generic-qcow2.list
 #
 # Exit status: 0 only if nothing failed.
 set -uo pipefail
@@ -91,6 +92,27 @@ run_script() {
     *) failed=$((failed + 1)); failures+=("$t: see $log")
        echo "FAIL $t"; tail -n 20 "$log" | sed 's/^/    /' ;;
     esac
+}
+
+# QEMU's iotests: run_iotests FORMAT "TESTS" runs ./check -lsvd -FORMAT,
+# logged to build/iotests-FORMAT.log, and counts passes and failures.
+run_iotests() {
+    local fmt=$1 list=$2 log p f n
+    log=build/iotests-$fmt.log
+    echo "== qemu iotests: check -lsvd -$fmt ($(echo $list | wc -w) tests)"
+    # shellcheck disable=SC2086
+    (cd "$iot" && PATH="$top/build/prefix/bin:$PATH" \
+        ./check -lsvd -$fmt $list) >"$log" 2>&1
+    p=$(grep -cE '^[^ ]+ +\.\.\. .* pass ' "$log")
+    f=$(grep -cE '^[^ ]+ +\.\.\. .* fail ' "$log")
+    n=$(grep -cE '^[^ ]+ +\.\.\. .* not run ' "$log")
+    echo "iotests -$fmt: $p passed, $f failed, $n not run"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n))
+    if [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
+        [ "$p" -ne 0 ] || failed=$((failed + 1))
+        grep -E 'fail|Failures' "$log" | head -n 20
+        failures+=("iotests -$fmt: see $log")
+    fi
 }
 
 # The RGW of suite s3, stopped on every way out (failure, ^C, kill).
@@ -180,19 +202,9 @@ for s in "${suites[@]}"; do
             # shellcheck disable=SC2046
             list=$(cd qemu-iotests && ls | grep -v -e '\.' -e '^generic' ;
                    grep -v -e '^#' -e '^$' generic.list)
-            echo "== qemu iotests: check -lsvd -raw ($(echo $list | wc -w) tests)"
-            # shellcheck disable=SC2086
-            (cd "$iot" && PATH="$top/build/prefix/bin:$PATH" \
-                ./check -lsvd -raw $list) >build/iotests.log 2>&1
-            p=$(grep -cE '^[^ ]+ +\.\.\. .* pass ' build/iotests.log)
-            f=$(grep -cE '^[^ ]+ +\.\.\. .* fail ' build/iotests.log)
-            echo "iotests: $p passed, $f failed"
-            passed=$((passed + p)); failed=$((failed + f))
-            if [ "$f" -ne 0 ] || [ "$p" -eq 0 ]; then
-                [ "$p" -ne 0 ] || failed=$((failed + 1))
-                grep -E 'fail|Failures' build/iotests.log | head -n 20
-                failures+=("iotests: see build/iotests.log")
-            fi
+            run_iotests raw "$list"
+            list=$(grep -v -e '^#' -e '^$' qemu-iotests/generic-qcow2.list)
+            run_iotests qcow2 "$list"
         fi
         ;;
     *)
