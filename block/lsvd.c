@@ -747,18 +747,22 @@ static int coroutine_fn qemu_lsvd_co_truncate(BlockDriverState *bs,
                    "bytes", offset, LSVD_SECTOR_SIZE);
         return -EINVAL;
     }
-    /*
-     * Like a regular file, whatever @exact says: block_resize passes
-     * exact=false and still means "this size", and a shrink it cannot do
-     * is an error to report, not a success (qcow2, which also shrinks its
-     * file with exact=false, only warns when that fails).
-     */
     if ((uint64_t)offset == size) {
         return 0;
     }
+    /*
+     * Shrink like a regular file whatever @exact says (block_resize passes
+     * exact=false and means "this size"); but without @exact, being at
+     * least @offset big is enough, so a shrink over written data leaves
+     * the size as it is, as QEMU's contract says (qcow2 trims its file
+     * that way and expects no error).
+     */
     qemu_co_mutex_lock(&s->resize_lock);
     ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, offset, 0, NULL);
     qemu_co_mutex_unlock(&s->resize_lock);
+    if (ret == -ENOTEMPTY && !exact) {
+        return 0;
+    }
     if (ret == -ENOTEMPTY) {
         error_setg(errp, "lsvd: cannot shrink volume '%s' to %" PRId64
                    " bytes: the range after that has been written (or "
