@@ -45,6 +45,7 @@
 #include "qemu/error-report.h"
 #include "qemu/module.h"
 #include "qemu/option.h"
+#include "qemu/units.h"
 
 typedef struct BDRVLSVDState {
     struct lsvd_config *cfg;    /* kept until the volume is closed */
@@ -54,6 +55,9 @@ typedef struct BDRVLSVDState {
     bool read_only;             /* vol was opened with LSVD_OPEN_RDONLY */
     CoMutex resize_lock;        /* one resize at a time, and its check */
 } BDRVLSVDState;
+
+#define LSVD_GROW_STEP (64 * MiB)   /* see qemu_lsvd_grow() */
+#define LSVD_MAX_SIZE (512 * TiB)
 
 typedef enum {
     LSVD_AIO_READ,
@@ -653,7 +657,18 @@ static int coroutine_fn qemu_lsvd_grow(BlockDriverState *bs, int64_t end)
     }
     qemu_co_mutex_lock(&s->resize_lock);
     if (s->vol && (uint64_t)end > lsvd_size(s->vol)) {
-        ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, end, 0, NULL);
+        /*
+         * Each grow writes the superblock (a PUT on S3): grow in steps, so
+         * that a format allocating cluster by cluster does not pay one per
+         * cluster.  A bigger file is nothing to qcow2, as on a file system
+         * with preallocation.
+         */
+        ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE,
+                                 MIN(QEMU_ALIGN_UP(end, LSVD_GROW_STEP),
+                                     LSVD_MAX_SIZE), 0, NULL);
+        if (ret == -EINVAL) {   /* past the largest size: just the end */
+            ret = qemu_lsvd_start_co(bs, LSVD_AIO_RESIZE, end, 0, NULL);
+        }
     }
     qemu_co_mutex_unlock(&s->resize_lock);
     return ret;
