@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include <glib.h>
@@ -86,10 +87,11 @@ static inline void backend_close(struct backend *b)
     }
 }
 
-/* The backend's counters, or -ENOTSUP if it keeps none. */
+/* The backend's counters; all zero (and -ENOTSUP) if it keeps none. */
 static inline int backend_get_counters(const struct backend *b,
                                        struct backend_counters *out)
 {
+    memset(out, 0, sizeof(*out));
     if (!b->ops || !b->ops->counters) {
         return -ENOTSUP;
     }

@@ -36,7 +36,8 @@ struct rcache {
     uint32_t n_slots;
     bool rdonly;                /* hits only: never fill or save */
 
-    GMutex lock;                /* protects everything below */
+    GMutex lock;                /* protects everything below, except
+                                 * c.hit_bytes: atomics */
     GCond cond;                 /* a FILLING slot changed state */
     struct slot *slots;
     GHashTable *hash;           /* &slot->key -> slot */
@@ -207,8 +208,6 @@ int rcache_open(const char *base, const uint8_t uuid[LSVD_UUID_LEN],
     }
     rc->slots = g_new0(struct slot, n);
     rc->hash = g_hash_table_new(g_int64_hash, g_int64_equal);
-    rc->c.n_slots = n;
-    rc->c.block_size = block_size;
     /* sparse: a slot takes space on the device once it is filled */
     if ((uint64_t)st.st_size != n * block_size && rdonly) {
         rcache_close(rc);
@@ -412,9 +411,8 @@ int rcache_read(struct rcache *rc, uint32_t slot, uint32_t off, void *buf,
                  rc->data_path, g_strerror(-ret));
         return -EIO;
     }
-    g_mutex_lock(&rc->lock);
-    rc->c.hit_bytes += len;
-    g_mutex_unlock(&rc->lock);
+    /* a hit should not take the lock a third time just to count */
+    __atomic_fetch_add(&rc->c.hit_bytes, len, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -473,4 +471,7 @@ void rcache_counters(struct rcache *rc, struct rcache_counters *out)
     g_mutex_lock(&rc->lock);
     *out = rc->c;
     g_mutex_unlock(&rc->lock);
+    out->hit_bytes = __atomic_load_n(&rc->c.hit_bytes, __ATOMIC_RELAXED);
+    out->n_slots = rc->n_slots;
+    out->block_size = rc->block_size;
 }

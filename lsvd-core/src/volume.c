@@ -119,6 +119,13 @@ struct lsvd_volume {
     GCond keeper_cond;
     bool stopping;              /* keeper: leave now */
 };
+/* A volume size: whole sectors, not empty, at most 512 TiB. */
+static bool size_valid(uint64_t size)
+{
+    return size > 0 && size % LSVD_SECTOR_SIZE == 0 &&
+           size / LSVD_SECTOR_SIZE <= LSVD_MAX_SECTORS;
+}
+
 /* The size changes only on the journal thread (resize); anyone reads it. */
 static uint64_t vol_size(const struct lsvd_volume *v)
 {
@@ -973,8 +980,7 @@ static int first_jpiece(void *arg, uint64_t lba G_GNUC_UNUSED, uint64_t len,
 int lsvd_aio_resize(struct lsvd_volume *v, uint64_t size, lsvd_cb *cb,
                     void *cb_arg)
 {
-    if (size == 0 || size % LSVD_SECTOR_SIZE ||
-        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
+    if (!size_valid(size)) {
         return -EINVAL;
     }
     return submit_len(v, VREQ_RESIZE, size, NULL, 0, 0, cb, cb_arg);
@@ -1136,9 +1142,7 @@ static bool stats_changed(struct lsvd_volume *v, uint64_t *last)
     struct backend_counters bc;
     uint64_t sum;
 
-    if (backend_get_counters(&v->be, &bc) < 0) {
-        memset(&bc, 0, sizeof(bc));
-    }
+    backend_get_counters(&v->be, &bc);
     sum = LOAD(v->n_reads) + LOAD(v->n_writes) + LOAD(v->n_zeroes) +
           LOAD(v->n_flushes) + bc.put + bc.get + bc.del + bc.list + bc.head;
     if (sum == *last) {
@@ -1385,9 +1389,7 @@ int lsvd_stat(struct lsvd_volume *v, struct lsvd_info *info)
     info->journal_size = journal_ring_size(v->jnl);
     info->journal_used = journal_used(v->jnl);
 
-    if (backend_get_counters(&v->be, &bc) < 0) {
-        memset(&bc, 0, sizeof(bc));
-    }
+    backend_get_counters(&v->be, &bc);
     info->be_put = bc.put;
     info->be_put_bytes = bc.put_bytes;
     info->be_get = bc.get;
@@ -1508,8 +1510,7 @@ int lsvd_create(const struct lsvd_config *cfg, const char *name,
     if (ret < 0) {
         return ret;
     }
-    if (size == 0 || size % LSVD_SECTOR_SIZE ||
-        size / LSVD_SECTOR_SIZE > LSVD_MAX_SECTORS) {
+    if (!size_valid(size)) {
         return lsvd_fail(err, -EINVAL, "invalid size %" PRIu64 ": must be a "
                          "non-zero multiple of %d bytes, at most 512 TiB",
                          size, LSVD_SECTOR_SIZE);
