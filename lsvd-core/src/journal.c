@@ -530,6 +530,21 @@ void journal_export(const struct journal *j, struct jmap_ckpt *c)
     c->exts = (struct rec_extent *)g_array_free(exts, FALSE);
 }
 
+/* Is record @r of a journal map checkpoint in the ring, as it says? */
+static bool ring_holds(struct journal *j, const struct jmap_rec *r)
+{
+    uint8_t *hdr = alloc_aligned(JNL_BLOCK);
+    struct rec_header h;
+    bool ok;
+
+    ok = hdr && lsvd_pread_all(j->rfd, hdr, JNL_BLOCK, r->off) == 0 &&
+         rec_header_parse(hdr, JNL_BLOCK, &h) == 0 && h.seq == r->seq &&
+         h.type == r->type && JNL_BLOCK + h.data_len == r->len &&
+         memcmp(h.uuid, j->uuid, LSVD_UUID_LEN) == 0;
+    free(hdr);
+    return ok;
+}
+
 int journal_resume(struct journal *j, const struct jmap_ckpt *c)
 {
     const uint64_t start = j->sb.data_start, end = j->sb.size;
@@ -554,6 +569,12 @@ int journal_resume(struct journal *j, const struct jmap_ckpt *c)
         off = r->off + r->len == end ? start : r->off + r->len;
     }
     if (off != c->next_off || (c->n_recs && c->recs[0].seq < c->sb_start_seq)) {
+        return -EINVAL;
+    }
+    /* a journal made afresh (the file deleted) can match the superblock
+     * fields: the ring must hold the checkpoint's records themselves */
+    if (c->n_recs && (!ring_holds(j, &c->recs[0]) ||
+                      !ring_holds(j, &c->recs[c->n_recs - 1]))) {
         return -EINVAL;
     }
     for (uint64_t i = 0; i < c->n_recs; i++) {

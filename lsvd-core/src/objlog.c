@@ -20,6 +20,8 @@
 
 #define LOC_SEQ_MAX 0x7fffffffULL
 #define MAX_BATCH_EXTENTS 65536     /* seal early when this fragmented */
+#define MAX_SEALED 1024             /* sealed batches waiting for PUTs */
+#define READBACK_GAP (64 << 10)     /* read over gaps this small */
 
 /* What a read needs to know about an object: its chunk table.
  * Immutable once made; freed with the objlog. */
@@ -37,12 +39,19 @@ struct objinfo {
  * for a PUT worker, sequence number assigned) -> DONE (PUT finished, maybe
  * failed) -> APPLIED (in the object map, in sequence order; freed).
  */
+/* A WRITE record of the journal that a batch takes data from. */
+struct brec {
+    uint64_t off;                   /* its header, in the journal */
+    uint64_t len;                   /* header and data */
+    uint64_t seq;
+};
+
 struct batch {
     bool ckpt;                      /* a map checkpoint, not data */
     uint64_t seq;
-    struct extmap *bmap;            /* lba -> sector in bbuf, or LOC_ZERO */
-    uint8_t *bbuf;
-    size_t blen, bcap;
+    struct extmap *bmap;            /* lba -> journal sector, or LOC_ZERO */
+    GArray *recs;                   /* struct brec, in journal order */
+    size_t blen;                    /* data bytes added, overwrites too */
     uint64_t jseq;                  /* newest journal record in the batch */
     bool done;                      /* DONE: ret and h are set */
     int ret;
@@ -80,6 +89,8 @@ struct objlog {
     struct workers *pool;           /* PUT workers */
     struct rcache *rc;              /* read cache, or NULL; not ours */
     uint64_t prefetch;              /* bytes to read ahead on a miss */
+    objlog_source_fn *src;          /* where batch data is read back */
+    void *src_arg;
 };
 
 void objlog_object_name(char *buf, const char *vol, uint64_t seq)
@@ -355,6 +366,7 @@ static struct batch *batch_new(void)
     struct batch *b = g_new0(struct batch, 1);
 
     b->bmap = extmap_new();
+    b->recs = g_array_new(FALSE, FALSE, sizeof(struct brec));
     return b;
 }
 
@@ -362,7 +374,7 @@ static void batch_free(struct batch *b)
 {
     if (b) {
         extmap_free(b->bmap);
-        g_free(b->bbuf);
+        g_array_free(b->recs, TRUE);
         obj_header_free(&b->h);
         g_free(b);
     }
@@ -507,32 +519,33 @@ void objlog_close(struct objlog *ol)
 
 /* ---- the batch being filled: journal thread ------------------------------ */
 
+void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg)
+{
+    ol->src = fn;
+    ol->src_arg = arg;
+}
+
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
-                     const struct iovec *iov, int iovcnt, size_t skip,
-                     uint64_t jseq)
+                     bool zero, uint64_t joff, uint64_t jseq)
 {
     struct batch *b = ol->cur;
-    size_t len = sectors * LSVD_SECTOR_SIZE;
 
-    if (iov) {
-        if (b->blen + len > b->bcap) {
-            size_t cap = MAX(b->bcap * 2, b->blen + len);
-            cap = MAX(cap, ol->batch_size + (1 << 20));
-            uint8_t *p = g_try_realloc(b->bbuf, cap);
-            if (!p) {
-                return -ENOMEM;
-            }
-            b->bbuf = p;
-            b->bcap = cap;
-        }
-        iov_to_buf(iov, iovcnt, skip, b->bbuf + b->blen, len);
-        extmap_update(b->bmap, lba, sectors, b->blen / LSVD_SECTOR_SIZE);
-        b->blen += len;
-    } else {
+    if (zero) {
         extmap_update(b->bmap, lba, sectors, LOC_ZERO);
+    } else {
+        extmap_update(b->bmap, lba, sectors, joff / LSVD_SECTOR_SIZE);
+        b->blen += sectors * LSVD_SECTOR_SIZE;
     }
     b->jseq = jseq;
     return 0;
+}
+
+void objlog_batch_record(struct objlog *ol, uint64_t off, uint64_t len,
+                         uint64_t seq)
+{
+    struct brec r = { off, len, seq };
+
+    g_array_append_val(ol->cur->recs, r);
 }
 
 bool objlog_batch_full(const struct objlog *ol, unsigned times)
@@ -560,8 +573,12 @@ int objlog_seal(struct objlog *ol, bool wait)
         return -EFBIG;
     }
     g_mutex_lock(&ol->lock);
-    /* bounded memory: at most put_depth batches in flight */
-    while (g_queue_get_length(&ol->sealed) >= ol->put_depth && !ol->error) {
+    /*
+     * A sealed batch is small (its data stays in the journal until its
+     * PUT), so during an outage writes go on until the journal is full;
+     * this bound only keeps the queue finite.
+     */
+    while (g_queue_get_length(&ol->sealed) >= MAX_SEALED && !ol->error) {
         if (!wait) {
             g_mutex_unlock(&ol->lock);
             return -EAGAIN;
@@ -636,8 +653,112 @@ int objlog_drain(struct objlog *ol)
 
 /* ---- PUT workers ---------------------------------------------------------- */
 
+/* Journal bytes [off, off+len) read back, at buf + pos. */
+struct span {
+    uint64_t off, len;
+    size_t pos;
+};
+
+/* A batch's journal records, read back. */
+struct readback {
+    uint8_t *buf;
+    GArray *spans;                  /* struct span, by offset */
+};
+
+static gint cmp_span(gconstpointer a, gconstpointer b)
+{
+    const struct span *x = a, *y = b;
+
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Where journal byte @off was read back to. */
+static const uint8_t *readback_at(const struct readback *rb, uint64_t off)
+{
+    guint lo = 0, hi = rb->spans->len;
+
+    /* the last span starting at or before @off */
+    while (hi - lo > 1) {
+        guint mid = (lo + hi) / 2;
+        if (g_array_index(rb->spans, struct span, mid).off <= off) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    const struct span *s = &g_array_index(rb->spans, struct span, lo);
+    g_assert(off >= s->off && off < s->off + s->len);
+    return rb->buf + s->pos + (off - s->off);
+}
+
+static void readback_free(struct readback *rb)
+{
+    g_free(rb->buf);
+    if (rb->spans) {
+        g_array_free(rb->spans, TRUE);
+    }
+}
+
+/*
+ * Read batch @b's journal records back, in as few reads as their layout
+ * allows (records are consecutive in the ring but for its wrap; small
+ * gaps, the ZERO and FENCE records between them, are read over), and
+ * check each record's CRC: an object gets what was journaled, or nothing.
+ */
+static int read_back(struct objlog *ol, const struct batch *b,
+                     struct readback *rb)
+{
+    size_t total = 0;
+    int ret = 0;
+
+    rb->spans = g_array_new(FALSE, FALSE, sizeof(struct span));
+    for (guint i = 0; i < b->recs->len; i++) {
+        const struct brec *r = &g_array_index(b->recs, struct brec, i);
+        struct span *s = rb->spans->len ?
+            &g_array_index(rb->spans, struct span, rb->spans->len - 1) : NULL;
+
+        if (s && r->off >= s->off + s->len &&
+            r->off - (s->off + s->len) <= READBACK_GAP) {
+            uint64_t more = r->off + r->len - (s->off + s->len);
+            s->len += more;
+            total += more;
+        } else {
+            struct span n = { r->off, r->len, total };
+            g_array_append_val(rb->spans, n);
+            total += r->len;
+        }
+    }
+    rb->buf = g_try_malloc(MAX(total, 1));
+    if (!rb->buf) {
+        return -ENOMEM;
+    }
+    for (guint i = 0; i < rb->spans->len && ret == 0; i++) {
+        const struct span *s = &g_array_index(rb->spans, struct span, i);
+        ret = ol->src(ol->src_arg, s->off, rb->buf + s->pos, s->len);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    g_array_sort(rb->spans, cmp_span);
+    for (guint i = 0; i < b->recs->len; i++) {
+        const struct brec *r = &g_array_index(b->recs, struct brec, i);
+        const uint8_t *p = readback_at(rb, r->off);
+        struct rec_header h;
+
+        if (rec_header_parse(p, JNL_BLOCK, &h) < 0 || h.seq != r->seq ||
+            h.type != REC_TYPE_WRITE || JNL_BLOCK + h.data_len != r->len ||
+            !rec_crc_ok(p, &h, p + JNL_BLOCK)) {
+            lsvd_log(LSVD_LOG_ERROR, "volume '%s': journal record %" PRIu64
+                     " at offset %" PRIu64 " reads back corrupted", ol->vol,
+                     r->seq, r->off);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
 struct seal_ctx {
-    struct batch *b;
+    const struct readback *rb;
     GArray *extents;
     uint8_t *raw;
     uint64_t raw_len;
@@ -653,7 +774,8 @@ static int seal_extent(void *arg, uint64_t lba, uint64_t len,
         e.flags = OBJ_EXT_ZERO;
     } else {
         e.off = c->raw_len;
-        memcpy(c->raw + c->raw_len, c->b->bbuf + loc * LSVD_SECTOR_SIZE,
+        memcpy(c->raw + c->raw_len,
+               readback_at(c->rb, loc * LSVD_SECTOR_SIZE),
                len * LSVD_SECTOR_SIZE);
         c->raw_len += len * LSVD_SECTOR_SIZE;
     }
@@ -663,19 +785,34 @@ static int seal_extent(void *arg, uint64_t lba, uint64_t len,
 
 /*
  * Encode batch @b as an object: the newest data of every LBA in LBA order,
- * compressed in independent chunks (a chunk stays raw if LZ4 loses).
- * Fills @h (its tables g_malloc'd) and returns the stored data.
+ * read back from the journal, compressed in independent chunks (a chunk
+ * stays raw if LZ4 loses).  Fills @h (its tables g_malloc'd) and returns
+ * the stored data, or NULL with *@err if the journal could not be read
+ * back intact (twice).
  */
 static uint8_t *encode_batch(struct objlog *ol, struct batch *b,
-                             struct obj_header *h)
+                             struct obj_header *h, int *err)
 {
-    struct seal_ctx c = { .b = b };
+    struct readback rb = { 0 };
+    struct seal_ctx c = { .rb = &rb };
     uint64_t n_chunks, spos = 0;
     uint8_t *stored;
+    int ret = read_back(ol, b, &rb);
 
+    if (ret < 0) {
+        readback_free(&rb);
+        memset(&rb, 0, sizeof(rb));
+        ret = read_back(ol, b, &rb);
+    }
+    if (ret < 0) {
+        readback_free(&rb);
+        *err = ret;
+        return NULL;
+    }
     c.extents = g_array_new(FALSE, FALSE, sizeof(struct obj_extent));
     c.raw = g_malloc(MAX(b->blen, 1));
     extmap_foreach(b->bmap, seal_extent, &c);
+    readback_free(&rb);
 
     n_chunks = (c.raw_len + OBJ_CHUNK_SIZE - 1) / OBJ_CHUNK_SIZE;
     h->chunks = g_new0(struct obj_chunk, n_chunks + 1);
@@ -842,7 +979,14 @@ static void put_worker(void *data, void *user_data)
             goto done;          /* an earlier PUT failed for good */
         }
     } else {
-        stored = encode_batch(ol, b, &h);
+        stored = encode_batch(ol, b, &h, &ret);
+        if (!stored) {
+            /* a gap: the next open replays what the journal still has */
+            lsvd_log(LSVD_LOG_ERROR, "volume '%s': object %" PRIu64 ": "
+                     "cannot read its data back from the journal: %s; "
+                     "writing stops", ol->vol, b->seq, g_strerror(-ret));
+            goto done;
+        }
         hdr = obj_header_encode(&h);
     }
     objlog_object_name(name, ol->vol, b->seq);
@@ -876,9 +1020,6 @@ done:
     b->done = true;
     b->ret = hdr ? ret : -EIO;
     b->h = h;                       /* the batch owns the tables now */
-    /* the data went into the object: the copy is not needed any more */
-    g_free(b->bbuf);
-    b->bbuf = NULL;
     apply_done(ol);
     g_mutex_unlock(&ol->lock);
 }

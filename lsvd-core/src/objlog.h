@@ -8,8 +8,11 @@
  * Batch states: FILLING (objlog_batch_add) -> SEALED (objlog_seal: gets
  * the next sequence number, queued to a PUT worker) -> DONE (PUT finished)
  * -> APPLIED (in the object map; the journal records up to its jseq are
- * then "durable").  Up to put_depth batches are SEALED or DONE at once;
- * PUTs complete in any order, but batches are applied in sequence order.
+ * then "durable").  A batch is an extent map into the journal, not a copy
+ * of the data, so many may wait while the store is slow or away: the
+ * journal's size, not memory, bounds how far writes run ahead of PUTs.
+ * put_depth PUTs run at once; they complete in any order, but batches are
+ * applied in sequence order.
  * A failed PUT is retried with backoff (forever, or a few more times once
  * closing); one that fails for good leaves a gap, and nothing after it is
  * applied: the data stays in the journal for the next open to replay.
@@ -79,18 +82,30 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
 /* Waits for PUTs in flight (a few more tries each), then frees. */
 void objlog_close(struct objlog *ol);
 
-/* Add data (or zeros, when @iov is NULL) for [lba, lba+sectors) from
- * journal record @jseq to the batch: the bytes start @skip bytes into
- * @iov. */
+/*
+ * Batches hold no data: a PUT worker reads it back from the journal, which
+ * keeps every record until the batch is applied, with @fn (any thread):
+ * @len bytes at journal offset @off.  Before the first batch is sealed.
+ */
+typedef int objlog_source_fn(void *arg, uint64_t off, void *buf, size_t len);
+void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg);
+
+/* Add [lba, lba+sectors) from journal record @jseq to the batch: zeros if
+ * @zero, else the data at journal offset @joff (a sector multiple). */
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
-                     const struct iovec *iov, int iovcnt, size_t skip,
-                     uint64_t jseq);
+                     bool zero, uint64_t joff, uint64_t jseq);
+/* The batch takes data from the WRITE record whose header is at journal
+ * offset @off (@len bytes with its data, sequence @seq); its CRC is
+ * checked when it is read back. */
+void objlog_batch_record(struct objlog *ol, uint64_t off, uint64_t len,
+                         uint64_t seq);
 /* True when the batch has reached @times the batch size. */
 bool objlog_batch_full(const struct objlog *ol, unsigned times);
 bool objlog_batch_empty(const struct objlog *ol);
 
-/* Seal the batch and queue its PUT.  While put_depth batches are in flight
- * it waits, or with !@wait returns -EAGAIN (the batch keeps filling).
+/* Seal the batch and queue its PUT.  While a great many batches wait
+ * (MAX_SEALED) it waits, or with !@wait returns -EAGAIN (the batch keeps
+ * filling).
  * Returns the sticky error, if a PUT failed for good. */
 int objlog_seal(struct objlog *ol, bool wait);
 

@@ -11,7 +11,8 @@
  *                    map at them, adds them to the batch, and completes
  *                    them; seals full batches; when the journal is full,
  *                    reclaims records already in objects, or waits for PUTs
- *   PUT workers      (objlog) encode and PUT sealed batches
+ *   PUT workers      (objlog) read sealed batches back from the journal,
+ *                    encode and PUT them
  *   read workers     serve reads: journal map, then object map, then zeros
  *
  * Callbacks run on the journal thread (writes, flushes) or a read worker.
@@ -279,9 +280,7 @@ static uint64_t zero_loc(uint64_t hdr_off)
  */
 static int map_record(struct lsvd_volume *v, uint16_t type,
                       const struct rec_extent *ext, uint32_t n,
-                      uint64_t data_off, uint64_t seq,
-                      const struct iovec *iov, int iovcnt, size_t skip,
-                      bool batch)
+                      uint64_t data_off, uint64_t seq, bool batch)
 {
     uint64_t pos = 0;
 
@@ -293,20 +292,24 @@ static int map_record(struct lsvd_volume *v, uint16_t type,
                           zero_loc(data_off - JNL_BLOCK));
             if (batch) {
                 ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors,
-                                       NULL, 0, 0, seq);
+                                       true, 0, seq);
             }
         } else {
             extmap_update(v->jmap, ext[i].lba, ext[i].sectors,
                           (data_off + pos) / LSVD_SECTOR_SIZE);
             if (batch) {
                 ret = objlog_batch_add(v->ol, ext[i].lba, ext[i].sectors,
-                                       iov, iovcnt, skip + pos, seq);
+                                       false, data_off + pos, seq);
             }
             pos += (uint64_t)ext[i].sectors * LSVD_SECTOR_SIZE;
         }
         if (ret < 0) {
             return ret;
         }
+    }
+    if (batch && type == REC_TYPE_WRITE) {
+        objlog_batch_record(v->ol, data_off - JNL_BLOCK,
+                            journal_record_size(pos), seq);
     }
     return 0;
 }
@@ -481,8 +484,7 @@ static void run_round(struct lsvd_volume *v)
         uint32_t n = req_record(s->req, s->k, ext, &skip, &len);
 
         ret = map_record(v, s->req->type == VREQ_ZERO ? REC_TYPE_ZERO :
-                         REC_TYPE_WRITE, ext, n, s->data_off, s->seq,
-                         s->req->iov, s->req->iovcnt, skip, true);
+                         REC_TYPE_WRITE, ext, n, s->data_off, s->seq, true);
         if (ret < 0) {
             /* the batch could not take it: it is journaled, but no object
              * would ever hold it; stop writing */
@@ -1102,17 +1104,22 @@ int lsvd_resize(struct lsvd_volume *v, uint64_t size)
 
 /* ---- open and close ----------------------------------------------------- */
 
+/* Sealed batches read their data back from the journal. */
+static int journal_source(void *arg, uint64_t off, void *buf, size_t len)
+{
+    return journal_read(arg, off, buf, len);
+}
+
 struct replay_ctx {
     struct lsvd_volume *v;
     uint64_t after_seq;         /* records up to here are in objects */
 };
 
 static int replay_record(void *arg, const struct rec_header *r,
-                         const uint8_t *data, uint64_t data_off)
+                         const uint8_t *data G_GNUC_UNUSED, uint64_t data_off)
 {
     struct replay_ctx *c = arg;
     struct lsvd_volume *v = c->v;
-    struct iovec iov = { (void *)data, r->data_len };
 
     for (uint32_t i = 0; i < r->n_extents; i++) {
         const struct rec_extent *e = &r->extents[i];
@@ -1126,7 +1133,7 @@ static int replay_record(void *arg, const struct rec_header *r,
         }
     }
     return map_record(v, r->type, r->extents, r->n_extents, data_off, r->seq,
-                      &iov, 1, 0, r->seq > c->after_seq);
+                      r->seq > c->after_seq);
 }
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -1285,6 +1292,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
+    objlog_set_source(v->ol, journal_source, v->jnl);
     if (cfg->read_cache_size > 0 && !shared) {
         g_autofree char *base = cache_base(cfg, name);
 

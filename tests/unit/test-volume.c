@@ -60,6 +60,9 @@ static char log_last[512];
 static void log_capture(void *arg G_GNUC_UNUSED, enum lsvd_log_level level,
                         const char *msg)
 {
+    if (g_getenv("LSVD_TEST_LOG")) {
+        g_printerr("lsvd[%d]: %s\n", level, msg);
+    }
     g_mutex_lock(&log_lock);
     if (level == LSVD_LOG_ERROR) {
         log_errors++;
@@ -1648,6 +1651,68 @@ static void test_torn_journal(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     }
 }
 
+/*
+ * Batches hold no copy of the data: a PUT reads it back from the journal
+ * and checks each record's CRC.  A record corrupted on the cache device
+ * after it was written (and acknowledged) must never reach an object: the
+ * PUT fails, writing stops, and the next open replays up to the bad
+ * record.
+ */
+static void test_readback_corrupt(struct fix *f,
+                                  gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *jpath = journal_file(f, "rb");
+    const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
+    struct lsvd_volume *v;
+
+    vol_create(f, "rb", MODEL_SIZE);
+    v = vol_open(f, "rb", 0);
+    write_pat(v, 100, 8, 1);
+    write_pat(v, 200, 8, 2);
+    write_pat(v, 300, 8, 3);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    /* the second record's data, as if the device returned it changed */
+    flip_byte(jpath, JNL_FIRST + rec + JNL_BLOCK + 10, 0x40);
+    g_assert_cmpint(lsvd_close(v), ==, -EIO);
+    g_assert_cmpuint(count_objects(f, "rb", NULL), ==, 0);
+
+    v = vol_open(f, "rb", 0);
+    check_pat(v, 100, 8, 1);
+    check_pat(v, 200, 8, 0);            /* replay stopped at the bad one */
+    check_pat(v, 300, 8, 0);
+    vol_close(v);
+    g_assert_cmpuint(count_objects(f, "rb", NULL), >=, 1);
+    g_assert_cmpint(unlink(jpath), ==, 0);
+    v = vol_open(f, "rb", 0);
+    check_pat(v, 100, 8, 1);
+    check_pat(v, 200, 8, 0);
+    vol_close(v);
+}
+
+/*
+ * A journal made afresh (its file deleted, the journal map checkpoint
+ * kept) can carry the same superblock fields as the old one: the
+ * checkpoint must not be taken for it, or reads would go to the new
+ * journal's empty blocks instead of the objects.
+ */
+static void test_journal_deleted_jmap_kept(struct fix *f,
+                                           gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *jpath = journal_file(f, "jd");
+    struct lsvd_volume *v;
+
+    vol_create(f, "jd", MODEL_SIZE);
+    v = vol_open(f, "jd", 0);
+    write_pat(v, 100, 8, 1);
+    write_pat(v, 300, 16, 2);
+    vol_close(v);                       /* writes the checkpoint */
+    g_assert_cmpint(unlink(jpath), ==, 0);
+    v = vol_open(f, "jd", 0);
+    check_pat(v, 100, 8, 1);
+    check_pat(v, 300, 16, 2);
+    vol_close(v);
+}
+
 struct one_write_arg {
     const char *vol;
     uint64_t lba, sectors, id;
@@ -2944,6 +3009,9 @@ int main(int argc, char **argv)
         { "/volume/crash/journal-wrap", test_journal_wrap_crash },
         { "/volume/crash/repeated", test_repeated_crashes },
         { "/volume/crash/torn-journal", test_torn_journal },
+        { "/volume/crash/readback-corrupt", test_readback_corrupt },
+        { "/volume/crash/journal-deleted-jmap-kept",
+          test_journal_deleted_jmap_kept },
         { "/volume/crash/stale-records-after-corruption",
           test_journal_stale_records_after_corruption },
         { "/volume/corrupt/object-chunk", test_corrupt_object_chunk },
