@@ -33,6 +33,7 @@ static const char *const known_keys[][2] = {
     { "cache", "read_size" },
     { "cache", "read_block" },
     { "cache", "prefetch" },
+    { "cache", "write_timeout" },
     { "log", "batch_size" },
     { "log", "checkpoint_objects" },
 };
@@ -371,6 +372,10 @@ static int parse_cache_keys(GKeyFile *kf, const char *source,
     }
     if (ret == 0) {
         ret = get_size(kf, source, "cache", "prefetch", &prefetch, err);
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "cache", "write_timeout", 0, 86400, 1000,
+                       &cfg->write_timeout_ms, err);
     }
     if (ret < 0) {
         return ret;

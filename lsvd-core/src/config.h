@@ -11,6 +11,9 @@
  *              read_size = 1G      read cache (0 turns it off)
  *              read_block = 64K    read cache block, 64K..1M, power of 2
  *              prefetch = 0        bytes read ahead in an object on a miss
+ *              write_timeout = 0   seconds a write may wait for journal
+ *                                  space (a full ring, the store away);
+ *                                  then it fails with EIO; 0: no limit
  *   [log]      batch_size = 8M     data per object, 1M..32M
  *              checkpoint_objects = 64   objects between map checkpoints
  *
@@ -78,6 +81,8 @@ struct lsvd_config {
     uint64_t read_cache_size;       /* 0: no read cache */
     uint32_t read_block;
     uint32_t prefetch;              /* bytes; 0: off */
+    unsigned write_timeout_ms;      /* a write's wait for journal space;
+                                       0: for ever */
     bool is_s3;
     struct s3_config s3;            /* when is_s3 */
 };

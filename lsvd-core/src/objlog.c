@@ -624,14 +624,20 @@ uint64_t objlog_durable_jseq(struct objlog *ol)
     return v;
 }
 
-int objlog_wait_durable(struct objlog *ol, uint64_t old)
+int objlog_wait_durable(struct objlog *ol, uint64_t old, int64_t deadline)
 {
     int ret;
 
     g_mutex_lock(&ol->lock);
     while (ol->durable_jseq <= old && !ol->error &&
            !g_queue_is_empty(&ol->sealed)) {
-        g_cond_wait(&ol->cond, &ol->lock);
+        if (!deadline) {
+            g_cond_wait(&ol->cond, &ol->lock);
+        } else if (!g_cond_wait_until(&ol->cond, &ol->lock, deadline) &&
+                   ol->durable_jseq <= old) {
+            g_mutex_unlock(&ol->lock);
+            return -ETIMEDOUT;
+        }
     }
     ret = ol->error;
     g_mutex_unlock(&ol->lock);

@@ -112,8 +112,9 @@ int objlog_seal(struct objlog *ol, bool wait);
 /* Newest journal sequence number whose data is in applied objects. */
 uint64_t objlog_durable_jseq(struct objlog *ol);
 /* Wait until durable_jseq > @old, or nothing is in flight; returns the
- * sticky error or 0. */
-int objlog_wait_durable(struct objlog *ol, uint64_t old);
+ * sticky error or 0, or -ETIMEDOUT once the monotonic clock passes
+ * @deadline (g_get_monotonic_time() microseconds; 0: no deadline). */
+int objlog_wait_durable(struct objlog *ol, uint64_t old, int64_t deadline);
 /* Wait until every sealed batch is applied; returns the sticky error. */
 int objlog_drain(struct objlog *ol);
 

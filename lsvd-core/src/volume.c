@@ -67,6 +67,7 @@ struct vreq {
     size_t len;
     lsvd_cb *cb;
     void *cb_arg;
+    int err;                        /* failed after some records went out */
 };
 
 /* One journal record of a round; a request may need several. */
@@ -110,6 +111,8 @@ struct lsvd_volume {
     uint64_t n_reads, n_read_bytes, n_writes, n_write_bytes;
     uint64_t n_zeroes, n_zero_bytes, n_flushes;
     char *stats_path;           /* writable opens: CACHE/VOL.stats */
+
+    int64_t write_timeout_us;   /* [cache] write_timeout; 0: none */
 
     GMutex pool_lock;           /* protects pool, pooled */
     struct vreq *pool;          /* free request structs, reused */
@@ -498,7 +501,7 @@ static void run_round(struct lsvd_volume *v)
     for (int i = 0; i < v->nslots; i++) {
         struct rec_slot *s = &v->slots[i];
         if (s->last) {
-            s->req->cb(s->req->cb_arg, ret);
+            s->req->cb(s->req->cb_arg, ret < 0 ? ret : s->req->err);
             vreq_put(v, s->req);
         }
     }
@@ -534,9 +537,10 @@ static void run_round(struct lsvd_volume *v)
 
 /*
  * The journal is full: reclaim the space of records that are in objects,
- * and if there are none, seal the batch and wait for PUTs until there are.
+ * and if there are none, seal the batch and wait for PUTs until there are,
+ * or until @deadline (0: none) passes: -ETIMEDOUT.
  */
-static int make_space(struct lsvd_volume *v)
+static int make_space(struct lsvd_volume *v, int64_t deadline)
 {
     uint64_t used = journal_used(v->jnl);
     uint64_t durable = objlog_durable_jseq(v->ol);
@@ -554,7 +558,7 @@ static int make_space(struct lsvd_volume *v)
             return ret;
         }
     }
-    ret = objlog_wait_durable(v->ol, durable);
+    ret = objlog_wait_durable(v->ol, durable, deadline);
     if (ret < 0) {
         return ret;
     }
@@ -564,10 +568,17 @@ static int make_space(struct lsvd_volume *v)
     return 0;
 }
 
-/* Prepare the records of write or write-zeroes request @r. */
+/*
+ * Prepare the records of write or write-zeroes request @r.  A request that
+ * fails after some of its records are in the round is answered by
+ * run_round(), with its last prepared record, so that those records never
+ * point at a request struct already reused.
+ */
 static void prepare_request(struct lsvd_volume *v, struct vreq *r)
 {
     uint64_t nrec = req_records(r);
+    struct rec_slot *pending = NULL;    /* @r's newest slot in the round */
+    int64_t deadline = 0;
 
     /* submitted before a shrink that has run since */
     if (r->offset + r->len > vol_size(v)) {
@@ -590,6 +601,7 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
             }
             if (v->nslots == G_N_ELEMENTS(v->slots)) {
                 run_round(v);
+                pending = NULL;
             }
             s = &v->slots[v->nslots];
             ret = journal_prepare(v->jnl, r->type == VREQ_ZERO ?
@@ -601,24 +613,39 @@ static void prepare_request(struct lsvd_volume *v, struct vreq *r)
             }
             /* the round must go out before its space can be reused */
             run_round(v);
+            pending = NULL;
             if (ret == -ENOSPC) {
-                ret = make_space(v);
+                if (!deadline && v->write_timeout_us) {
+                    deadline = g_get_monotonic_time() + v->write_timeout_us;
+                }
+                ret = make_space(v, deadline);
+                if (ret == -ETIMEDOUT) {
+                    lsvd_log(LSVD_LOG_WARNING, "volume '%s': a write waited "
+                             "%" PRId64 " s for journal space (the object "
+                             "store is slow or away): failing it with EIO",
+                             v->name, v->write_timeout_us / G_USEC_PER_SEC);
+                }
                 if (ret < 0) {
                     break;
                 }
             }
         }
         if (ret < 0) {
-            /* the records of @r already prepared complete nothing: the
-             * request is answered here, once */
-            r->cb(r->cb_arg, ret == -EFBIG ? -EINVAL : -EIO);
-            vreq_put(v, r);
+            ret = ret == -EFBIG ? -EINVAL : -EIO;
+            if (pending) {
+                pending->last = true;
+                r->err = ret;
+            } else {
+                r->cb(r->cb_arg, ret);
+                vreq_put(v, r);
+            }
             return;
         }
         s->req = r;
         s->k = k;
         s->last = k + 1 == nrec;
         v->nslots++;
+        pending = s;
     }
 }
 
@@ -1260,6 +1287,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     g_rw_lock_init(&v->jmap_lock);
     v->name = g_strdup(name);
     v->rdonly = flags & (LSVD_OPEN_RDONLY | LSVD_OPEN_SHARED);
+    v->write_timeout_us = (int64_t)cfg->write_timeout_ms * 1000;
     shared = flags & LSVD_OPEN_SHARED;
     v->jmap = extmap_new();
 

@@ -1713,6 +1713,95 @@ static void test_journal_deleted_jmap_kept(struct fix *f,
     vol_close(v);
 }
 
+/* lsvd_write() of @sectors of write @id at @lba; its result, and how
+ * long it took in *@secs. */
+static int timed_write(struct lsvd_volume *v, uint64_t lba, uint64_t sectors,
+                       uint64_t id, double *secs)
+{
+    g_autofree uint8_t *buf = g_malloc(sectors * SECT);
+    int64_t t0;
+    int ret;
+
+    pat_fill(buf, lba, sectors, id);
+    t0 = g_get_monotonic_time();
+    ret = lsvd_write(v, lba * SECT, buf, sectors * SECT);
+    *secs = (g_get_monotonic_time() - t0) / 1e6;
+    return ret;
+}
+
+/*
+ * [cache] write_timeout: with the store refusing PUTs, writes go on into
+ * the journal until it is full (not only until a few batches are in
+ * memory), then wait, and fail with EIO once they have waited that long;
+ * a request split into several records that fails after its first one is
+ * answered once, with EIO.  When the store takes PUTs again, writes work
+ * again and nothing acknowledged is lost.  dir:// only: a directory in an
+ * object's place makes its PUT fail, even for root.
+ */
+static void test_write_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    static const char *const keys[] = { "write_timeout", "1", NULL };
+    const uint64_t rec = (16ULL << 20) / SECT;     /* one whole record */
+    g_autofree char *cache = NULL;
+    struct lsvd_volume *v;
+    char *blocked[4];
+    double secs;
+    unsigned n;
+    int ret = 0;
+
+    if (f->s3) {
+        g_test_skip("needs dir:// to refuse PUTs");
+        return;
+    }
+    fix_config_full(f, "1M", "64M", 0, keys);
+    vol_create(f, "wt", 128ULL << 20);
+    for (unsigned i = 0; i < G_N_ELEMENTS(blocked); i++) {
+        g_autofree char *name = object_name("wt", i + 1);
+
+        blocked[i] = g_build_filename(f->store, name, NULL);
+        if (!g_file_test(blocked[i], G_FILE_TEST_EXISTS)) {
+            g_assert_cmpint(g_mkdir_with_parents(blocked[i], 0755), ==, 0);
+        }
+    }
+    v = vol_open(f, "wt", 0);
+    g_assert_cmpint(timed_write(v, 0, rec, 1, &secs), ==, 0);
+    g_assert_cmpint(timed_write(v, rec, rec, 2, &secs), ==, 0);
+    g_assert_cmpint(timed_write(v, 2 * rec, rec / 2, 3, &secs), ==, 0);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    /* 40 MiB are in, in 1 MiB batches none of which could be PUT; a write
+     * of two records: the first fits, the second does not */
+    g_assert_cmpint(timed_write(v, 3 * rec, 2 * rec, 9, &secs), ==, -EIO);
+    g_test_message("a write waited %.2f s for journal space", secs);
+    g_assert_cmpfloat(secs, >=, 0.9);
+    /* what is left of the ring takes small writes, then they fail too */
+    for (n = 0; n < 16; n++) {
+        ret = timed_write(v, 200000 + n * 2048, 2048, 4 + n, &secs);
+        if (ret < 0) {
+            break;
+        }
+    }
+    g_test_message("%u more 1 MiB writes went in", n);
+    g_assert_cmpint(ret, ==, -EIO);
+    g_assert_cmpfloat(secs, >=, 0.9);
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(blocked); i++) {
+        g_rmdir(blocked[i]);
+        g_free(blocked[i]);
+    }
+    g_assert_cmpint(timed_write(v, 200000, 2048, 100, &secs), ==, 0);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    vol_close(v);
+
+    cache = g_build_filename(f->root, "cache", NULL);
+    rm_rf(cache);
+    v = vol_open(f, "wt", 0);
+    check_pat(v, 0, rec, 1);
+    check_pat(v, rec, rec, 2);
+    check_pat(v, 2 * rec, rec / 2, 3);
+    check_pat(v, 200000, 2048, 100);
+    vol_close(v);
+}
+
 struct one_write_arg {
     const char *vol;
     uint64_t lba, sectors, id;
@@ -3010,6 +3099,7 @@ int main(int argc, char **argv)
         { "/volume/crash/repeated", test_repeated_crashes },
         { "/volume/crash/torn-journal", test_torn_journal },
         { "/volume/crash/readback-corrupt", test_readback_corrupt },
+        { "/volume/write-timeout", test_write_timeout },
         { "/volume/crash/journal-deleted-jmap-kept",
           test_journal_deleted_jmap_kept },
         { "/volume/crash/stale-records-after-corruption",
