@@ -1,0 +1,89 @@
+/*
+ * faultfs-rule.h - the control language of faultfs (faultfs.c): one
+ * command per line, written to MOUNT/.faultfs.  The parser is pure (no
+ * FUSE, no state) so that a fuzz target can drive it
+ * (tests/fuzz/fuzz-faultfs.c).
+ *
+ *   KIND GLOB [after=N] [bytes=N] [count=N] [quota=N]
+ *       Add a rule.  KIND is one of
+ *         eio-write   writes fail with EIO
+ *         eio-read    reads fail with EIO
+ *         eio-fsync   fsync and fdatasync fail with EIO
+ *         enospc      writes and fallocate fail with ENOSPC; with
+ *                     quota=N only those that reach beyond byte N of the
+ *                     file (a truncate that grows a file is sparse and
+ *                     never fails, as on a real filesystem)
+ *       GLOB is an fnmatch(3) pattern matched against the file's name
+ *       (its last component; the whole path below the mount, without
+ *       the leading '/', if GLOB has a '/').  The rule first lets
+ *       after=N matching operations and bytes=N bytes pass, then
+ *       injects its fault count=N times (0, the default: for ever).
+ *   clear [GLOB]
+ *       Remove every rule (or those whose GLOB is exactly this one).
+ *   powercut [seed=N]
+ *       Model a power cut from now on: the next write is torn (a seeded
+ *       number of its whole 512-byte sectors, fewer than all, reaches
+ *       the backing file; the caller is told it succeeded), every later
+ *       write is dropped (reported as done), every later metadata change
+ *       fails with EIO, and every later fsync blocks until the
+ *       filesystem is unmounted.  It cannot be undone.
+ *
+ * Numbers are decimal with an optional k, M or G suffix (powers of 1024).
+ * Blank lines and lines starting with '#' are ignored (FF_NOP).
+ *
+ * Errors: ff_parse() returns 0 or -EINVAL, nothing else.
+ */
+#ifndef FAULTFS_RULE_H
+#define FAULTFS_RULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FF_LINE_MAX 512         /* one command, newline excluded */
+#define FF_GLOB_MAX 256         /* a glob, NUL included */
+#define FF_GLOB_STARS 8         /* at most this many '*': fnmatch is
+                                 * exponential in them */
+
+enum ff_kind {
+    FF_EIO_WRITE,
+    FF_EIO_READ,
+    FF_EIO_FSYNC,
+    FF_ENOSPC,
+    FF_KINDS
+};
+
+enum ff_verb {
+    FF_NOP,
+    FF_ADD,
+    FF_CLEAR,
+    FF_POWERCUT,
+};
+
+struct ff_cmd {
+    enum ff_verb verb;
+    enum ff_kind kind;          /* FF_ADD */
+    char glob[FF_GLOB_MAX];     /* FF_ADD; FF_CLEAR: "" means all */
+    uint64_t after;             /* operations to let pass first */
+    uint64_t bytes;             /* bytes to let pass first */
+    uint64_t count;             /* faults to inject; 0: unlimited */
+    uint64_t quota;             /* enospc: the size limit; 0: none */
+    bool has_quota;
+    uint64_t seed;              /* powercut */
+};
+
+/* The name of a kind ("eio-write"...), for the status report. */
+const char *ff_kind_name(enum ff_kind kind);
+
+/* Parse one line of @len bytes (a trailing newline is allowed; a NUL is
+ * not) into @out.  0 or -EINVAL. */
+int ff_parse(const char *line, size_t len, struct ff_cmd *out);
+
+/* Write @cmd back as a line (no newline) that ff_parse() reads to the
+ * same command; returns what snprintf() returns. */
+int ff_format(const struct ff_cmd *cmd, char *buf, size_t size);
+
+/* Whether @path (below the mount, no leading '/') matches @glob. */
+bool ff_match(const char *glob, const char *path);
+
+#endif /* FAULTFS_RULE_H */
