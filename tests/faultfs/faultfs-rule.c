@@ -111,7 +111,7 @@ static int parse_glob(const char *s, char *out)
 static int parse_opt(const char *w, struct ff_cmd *c, unsigned *seen)
 {
     static const char *const keys[] = { "after", "bytes", "count", "quota",
-                                        "seed" };
+                                        "seed", "lose" };
     const char *eq = strchr(w, '=');
     uint64_t v;
     unsigned k;
@@ -130,8 +130,8 @@ static int parse_opt(const char *w, struct ff_cmd *c, unsigned *seen)
         return -EINVAL;
     }
     *seen |= 1u << k;
-    /* seed belongs to powercut only, the others to rules */
-    if ((c->verb == FF_POWERCUT) != (k == 4)) {
+    /* seed and lose belong to powercut only, the others to rules */
+    if ((c->verb == FF_POWERCUT) != (k >= 4)) {
         return -EINVAL;
     }
     switch (k) {
@@ -145,7 +145,13 @@ static int parse_opt(const char *w, struct ff_cmd *c, unsigned *seen)
         c->quota = v;
         c->has_quota = true;
         break;
-    default: c->seed = v; break;
+    case 4: c->seed = v; break;
+    default:
+        if (v > 100) {
+            return -EINVAL;
+        }
+        c->lose = v;
+        break;
     }
     return 0;
 }
@@ -170,6 +176,14 @@ int ff_parse(const char *line, size_t len, struct ff_cmd *out)
             return -EINVAL;
         }
         c.verb = FF_CLEAR;
+        *out = c;
+        return 0;
+    }
+    if (!strcmp(ws.w[0], "track")) {
+        if (ws.n != 2 || parse_glob(ws.w[1], c.glob) < 0) {
+            return -EINVAL;
+        }
+        c.verb = FF_TRACK;
         *out = c;
         return 0;
     }
@@ -205,7 +219,10 @@ int ff_format(const struct ff_cmd *c, char *buf, size_t size)
         return snprintf(buf, size, "clear%s%s", c->glob[0] ? " " : "",
                         c->glob);
     case FF_POWERCUT:
-        return snprintf(buf, size, "powercut seed=%" PRIu64, c->seed);
+        return snprintf(buf, size, "powercut seed=%" PRIu64 " lose=%" PRIu64,
+                        c->seed, c->lose);
+    case FF_TRACK:
+        return snprintf(buf, size, "track %s", c->glob);
     default:
         break;
     }

@@ -18,12 +18,21 @@
  *       the leading '/', if GLOB has a '/').  The rule first lets
  *       after=N matching operations and bytes=N bytes pass, then
  *       injects its fault count=N times (0, the default: for ever).
+ *   track GLOB
+ *       From now on remember, for matching files, the old contents of
+ *       every 512-byte sector written since the file's last successful
+ *       fsync or fdatasync (the device's volatile write cache): a
+ *       powercut with lose= may revert them.
  *   clear [GLOB]
- *       Remove every rule (or those whose GLOB is exactly this one).
- *   powercut [seed=N]
- *       Model a power cut from now on: the next write is torn (a seeded
- *       number of its whole 512-byte sectors, fewer than all, reaches
- *       the backing file; the caller is told it succeeded), every later
+ *       Remove every rule and track (or those whose GLOB is exactly
+ *       this one).
+ *   powercut [seed=N] [lose=P]
+ *       Model a power cut from now on: each remembered sector (see
+ *       track) reverts to its old contents with probability P percent
+ *       (0..100, default 0), as if the device's cache had persisted its
+ *       sectors in any order; the next write is torn (a seeded number
+ *       of its whole 512-byte sectors, fewer than all, reaches the
+ *       backing file; the caller is told it succeeded), every later
  *       write is dropped (reported as done), every later metadata change
  *       fails with EIO, and every later fsync blocks until the
  *       filesystem is unmounted.  It cannot be undone.
@@ -58,18 +67,20 @@ enum ff_verb {
     FF_ADD,
     FF_CLEAR,
     FF_POWERCUT,
+    FF_TRACK,
 };
 
 struct ff_cmd {
     enum ff_verb verb;
     enum ff_kind kind;          /* FF_ADD */
-    char glob[FF_GLOB_MAX];     /* FF_ADD; FF_CLEAR: "" means all */
+    char glob[FF_GLOB_MAX];     /* FF_ADD, FF_TRACK; FF_CLEAR: "" = all */
     uint64_t after;             /* operations to let pass first */
     uint64_t bytes;             /* bytes to let pass first */
     uint64_t count;             /* faults to inject; 0: unlimited */
     uint64_t quota;             /* enospc: the size limit; 0: none */
     bool has_quota;
     uint64_t seed;              /* powercut */
+    uint64_t lose;              /* powercut: percent, 0..100 */
 };
 
 /* The name of a kind ("eio-write"...), for the status report. */

@@ -19,6 +19,8 @@ static const char *const seeds[] = {
     "clear\n",
     "clear *.journal\n",
     "powercut seed=12345678901234\n",
+    "powercut seed=3 lose=50\n",
+    "track *.journal\n",
     "# a comment\n",
     "eio-write [a-z]*?.j* count=18446744073709551615\n",
     "enospc * quota=17179869183G\n",

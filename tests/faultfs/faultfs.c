@@ -20,7 +20,10 @@
  *   rule KIND GLOB after=N bytes=N count=N [quota=N] injected=N
  *   injected KIND N          faults injected, per kind, since mount
  *   ops read|write|fsync N   operations seen on files (not .faultfs)
- *   powercut 0|1 torn=N torn_bytes=N dropped=N blocked=N
+ *   track GLOB
+ *   powercut 0|1 torn=N torn_bytes=N dropped=N blocked=N lost=N kept=N
+ *                            (lost, kept: unsynced sectors reverted and
+ *                            kept at the cut)
  *
  * Threads: libfuse's worker threads call the handlers below concurrently.
  * `g.lock` protects the rules and counters; `g.cut` is held shared by
@@ -49,6 +52,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #include "faultfs-rule.h"
 
 #define CTL_NAME "/.faultfs"
@@ -58,6 +63,23 @@
 struct rule {
     struct ff_cmd cmd;          /* after/bytes/count count down */
     uint64_t injected;
+};
+
+/*
+ * A backing file with sectors written since its last successful fsync
+ * (the track command): their old contents, which a powercut with lose=
+ * may put back.  Found by inode; lives until unmount.
+ */
+struct tracked {
+    dev_t dev;
+    ino_t ino;
+    int fd;                     /* our own dup of a backing descriptor */
+    GHashTable *pre;            /* sector (guint64 *) -> struct pre * */
+};
+
+struct pre {
+    uint64_t gen;               /* g.gen when it was saved */
+    uint8_t data[SECTOR];
 };
 
 /* An open file: ours to free in release. */
@@ -80,9 +102,18 @@ static struct {
     uint64_t injected[FF_KINDS];
     uint64_t ops_read, ops_write, ops_fsync;
     uint64_t torn, torn_bytes, dropped, blocked;
+
+    /* track: under track_lock (taken after cut, never with lock) */
+    pthread_mutex_t track_lock;
+    char tracks[MAX_RULES][FF_GLOB_MAX];    /* under lock */
+    int ntracks;
+    GPtrArray *tracked;         /* struct tracked * */
+    uint64_t gen;               /* bumped when an fsync starts */
+    uint64_t lost, kept;        /* sectors reverted, kept at the cut */
 } g = {
     .bfd = -1,
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .track_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -187,6 +218,130 @@ static int block_forever(void)
     return -EIO;
 }
 
+/* ---- the volatile cache (track, powercut lose=) ------------------------ */
+
+static bool is_tracked(const char *rel)
+{
+    bool yes = false;
+
+    pthread_mutex_lock(&g.lock);
+    for (int i = 0; i < g.ntracks && !yes; i++) {
+        yes = ff_match(g.tracks[i], rel);
+    }
+    pthread_mutex_unlock(&g.lock);
+    return yes;
+}
+
+/* The record of @fd's inode; NULL if it cannot be made.  Needs
+ * track_lock. */
+static struct tracked *tracked_get(int fd, bool create)
+{
+    struct tracked *t;
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        return NULL;
+    }
+    for (guint i = 0; i < g.tracked->len; i++) {
+        t = g.tracked->pdata[i];
+        if (t->dev == st.st_dev && t->ino == st.st_ino) {
+            return t;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    t = g_new0(struct tracked, 1);
+    t->dev = st.st_dev;
+    t->ino = st.st_ino;
+    t->fd = dup(fd);
+    t->pre = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                   g_free);
+    g_ptr_array_add(g.tracked, t);
+    return t;
+}
+
+/* Save the old contents of the sectors a write of @size at @off will
+ * change, those not saved since the last fsync.  Needs track_lock. */
+static void save_old(int fd, size_t size, off_t off)
+{
+    struct tracked *t = tracked_get(fd, true);
+    uint64_t first = off / SECTOR, end = (off + size + SECTOR - 1) / SECTOR;
+
+    if (!t || t->fd < 0) {
+        return;
+    }
+    for (uint64_t s = first; s < end; s++) {
+        struct pre *p;
+        ssize_t n;
+
+        if (g_hash_table_contains(t->pre, &s)) {
+            continue;
+        }
+        p = g_new0(struct pre, 1);
+        p->gen = g.gen;
+        n = pread(t->fd, p->data, SECTOR, s * SECTOR);
+        if (n < 0) {
+            n = 0;
+        }
+        memset(p->data + n, 0, SECTOR - n);     /* past the end: zeros */
+        g_hash_table_insert(t->pre, g_memdup2(&s, sizeof(s)), p);
+    }
+}
+
+static gboolean saved_before(gpointer key, gpointer value, gpointer gen)
+{
+    (void)key;
+    return ((struct pre *)value)->gen <= *(uint64_t *)gen;
+}
+
+/* An fsync of @fd that started at generation @gen succeeded: what was
+ * written before it is safe. */
+static void synced(int fd, uint64_t gen)
+{
+    struct tracked *t;
+
+    pthread_mutex_lock(&g.track_lock);
+    t = tracked_get(fd, false);
+    if (t) {
+        g_hash_table_foreach_remove(t->pre, saved_before, &gen);
+    }
+    pthread_mutex_unlock(&g.track_lock);
+}
+
+static uint64_t sync_start(void)
+{
+    uint64_t gen;
+
+    pthread_mutex_lock(&g.track_lock);
+    gen = g.gen++;
+    pthread_mutex_unlock(&g.track_lock);
+    return gen;
+}
+
+/* The cut: each unsynced sector goes back with probability @lose %.
+ * Needs g.cut exclusively (no write half done) and track_lock. */
+static void lose_unsynced(uint64_t lose, uint64_t *rng)
+{
+    for (guint i = 0; i < g.tracked->len; i++) {
+        struct tracked *t = g.tracked->pdata[i];
+        GHashTableIter it;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&it, t->pre);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            if (splitmix64(rng) % 100 < lose &&
+                pwrite(t->fd, ((struct pre *)v)->data, SECTOR,
+                       *(uint64_t *)k * SECTOR) == SECTOR) {
+                g.lost++;
+            } else {
+                g.kept++;
+            }
+        }
+        g_hash_table_remove_all(t->pre);
+    }
+}
+
 /* ---- the control file -------------------------------------------------- */
 
 static void appendf(char **buf, size_t *len, size_t *cap, const char *fmt,
@@ -228,6 +383,9 @@ static char *status_report(size_t *len)
         appendf(&buf, len, &cap, "rule %s injected=%" PRIu64 "\n", line,
                 g.rules[i].injected);
     }
+    for (int i = 0; i < g.ntracks; i++) {
+        appendf(&buf, len, &cap, "track %s\n", g.tracks[i]);
+    }
     for (int k = 0; k < FF_KINDS; k++) {
         appendf(&buf, len, &cap, "injected %s %" PRIu64 "\n",
                 ff_kind_name(k), g.injected[k]);
@@ -236,9 +394,13 @@ static char *status_report(size_t *len)
             "\nops fsync %" PRIu64 "\n", g.ops_read, g.ops_write,
             g.ops_fsync);
     appendf(&buf, len, &cap, "powercut %d torn=%" PRIu64 " torn_bytes=%"
-            PRIu64 " dropped=%" PRIu64 " blocked=%" PRIu64 "\n",
+            PRIu64 " dropped=%" PRIu64 " blocked=%" PRIu64,
             g.powercut, g.torn, g.torn_bytes, g.dropped, g.blocked);
     pthread_mutex_unlock(&g.lock);
+    pthread_mutex_lock(&g.track_lock);
+    appendf(&buf, len, &cap, " lost=%" PRIu64 " kept=%" PRIu64 "\n",
+            g.lost, g.kept);
+    pthread_mutex_unlock(&g.track_lock);
     return buf;
 }
 
@@ -248,13 +410,22 @@ static int run_command(const struct ff_cmd *c)
 
     if (c->verb == FF_POWERCUT) {
         /* exclusive: no write is half-way through its decision */
+        bool first;
+        uint64_t rng = c->seed ^ 0x6c6f7365ULL;
+
         pthread_rwlock_wrlock(&g.cut);
         pthread_mutex_lock(&g.lock);
-        if (!g.powercut) {
+        first = !g.powercut;
+        if (first) {
             g.powercut = true;
             g.rng = c->seed;
         }
         pthread_mutex_unlock(&g.lock);
+        if (first) {
+            pthread_mutex_lock(&g.track_lock);
+            lose_unsynced(c->lose, &rng);
+            pthread_mutex_unlock(&g.track_lock);
+        }
         pthread_rwlock_unlock(&g.cut);
         return 0;
     }
@@ -266,6 +437,12 @@ static int run_command(const struct ff_cmd *c)
             g.rules[g.nrules].cmd = *c;
             g.rules[g.nrules++].injected = 0;
         }
+    } else if (c->verb == FF_TRACK) {
+        if (g.ntracks == MAX_RULES) {
+            ret = -ENOSPC;
+        } else {
+            memcpy(g.tracks[g.ntracks++], c->glob, FF_GLOB_MAX);
+        }
     } else if (c->verb == FF_CLEAR) {
         int n = 0;
 
@@ -275,6 +452,13 @@ static int run_command(const struct ff_cmd *c)
             }
         }
         g.nrules = n;
+        n = 0;
+        for (int i = 0; i < g.ntracks; i++) {
+            if (c->glob[0] && strcmp(c->glob, g.tracks[i])) {
+                memcpy(g.tracks[n++], g.tracks[i], FF_GLOB_MAX);
+            }
+        }
+        g.ntracks = n;
     }
     pthread_mutex_unlock(&g.lock);
     return ret;
@@ -477,7 +661,15 @@ static int ff_write(const char *path, const char *buf, size_t size, off_t off,
     keep = cut_keep(size);
     pthread_mutex_unlock(&g.lock);
     ret = keep < size ? 0 : check(FF_EIO_WRITE, f->rel, off, size);
-    if (ret == 0 && keep > 0) {
+    if (ret == 0 && keep == size && is_tracked(f->rel)) {
+        /* old contents saved and write done as one step, so that no
+         * fsync falls in between */
+        pthread_mutex_lock(&g.track_lock);
+        save_old(f->fd, size, off);
+        n = pwrite(f->fd, buf, size, off);
+        ret = n < 0 ? -errno : 0;
+        pthread_mutex_unlock(&g.track_lock);
+    } else if (ret == 0 && keep > 0) {
         n = pwrite(f->fd, buf, keep, off);
         ret = n < 0 ? -errno : 0;
     }
@@ -508,8 +700,14 @@ static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi)
         return block_forever();
     }
     ret = check(FF_EIO_FSYNC, f->rel, 0, 0);
-    if (ret == 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        uint64_t gen = sync_start();
+
+        if ((datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0) {
+            ret = -errno;
+        } else {
+            synced(f->fd, gen);
+        }
     }
     pthread_rwlock_unlock(&g.cut);
     return ret;
@@ -708,6 +906,7 @@ int main(int argc, char **argv)
     pthread_rwlockattr_setkind_np(&ra,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&g.cut, &ra);
+    g.tracked = g_ptr_array_new();
     argv[1] = argv[0];          /* fuse_main sees: faultfs MOUNTPOINT ... */
     return fuse_main(argc - 1, argv + 1, &ff_ops, NULL);
 }

@@ -20,7 +20,8 @@ static bool same(const struct ff_cmd *a, const struct ff_cmd *b)
             (a->kind == b->kind && a->after == b->after &&
              a->bytes == b->bytes && a->count == b->count &&
              a->has_quota == b->has_quota && a->quota == b->quota)) &&
-           (a->verb != FF_POWERCUT || a->seed == b->seed);
+           (a->verb != FF_POWERCUT ||
+            (a->seed == b->seed && a->lose == b->lose));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -36,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         return 0;
     }
-    if (c.verb > FF_POWERCUT || (c.verb == FF_ADD && c.kind >= FF_KINDS) ||
+    if (c.verb > FF_TRACK || (c.verb == FF_ADD && c.kind >= FF_KINDS) ||
+        c.lose > 100 ||
         memchr(c.glob, '\0', sizeof(c.glob)) == NULL) {
         abort();
     }
