@@ -130,8 +130,11 @@ static int parse_opt(const char *w, struct ff_cmd *c, unsigned *seen)
         return -EINVAL;
     }
     *seen |= 1u << k;
-    /* seed and lose belong to powercut only, the others to rules */
-    if ((c->verb == FF_POWERCUT) != (k >= 4)) {
+    /* seed belongs to powercut only, lose also to eio-fsync, the others
+     * to rules only */
+    if (k == 5 ? !(c->verb == FF_POWERCUT ||
+                   (c->verb == FF_ADD && c->kind == FF_EIO_FSYNC)) :
+        (c->verb == FF_POWERCUT) != (k == 4)) {
         return -EINVAL;
     }
     switch (k) {
@@ -225,6 +228,12 @@ int ff_format(const struct ff_cmd *c, char *buf, size_t size)
         return snprintf(buf, size, "track %s", c->glob);
     default:
         break;
+    }
+    if (c->kind == FF_EIO_FSYNC) {
+        return snprintf(buf, size, "%s %s after=%" PRIu64 " bytes=%" PRIu64
+                        " count=%" PRIu64 " lose=%" PRIu64,
+                        ff_kind_name(c->kind), c->glob, c->after, c->bytes,
+                        c->count, c->lose);
     }
     if (c->has_quota) {
         return snprintf(buf, size, "%s %s after=%" PRIu64 " bytes=%" PRIu64

@@ -4,11 +4,15 @@
  * FUSE, no state) so that a fuzz target can drive it
  * (tests/fuzz/fuzz-faultfs.c).
  *
- *   KIND GLOB [after=N] [bytes=N] [count=N] [quota=N]
+ *   KIND GLOB [after=N] [bytes=N] [count=N] [quota=N] [lose=P]
  *       Add a rule.  KIND is one of
  *         eio-write   writes fail with EIO
  *         eio-read    reads fail with EIO
- *         eio-fsync   fsync and fdatasync fail with EIO
+ *         eio-fsync   fsync and fdatasync fail with EIO; with lose=P,
+ *                     each sector of the file remembered by track goes
+ *                     back to its old contents with probability P
+ *                     percent, as Linux may drop dirty pages whose
+ *                     writeback failed (a later fsync then succeeds)
  *         enospc      writes and fallocate fail with ENOSPC; with
  *                     quota=N only those that reach beyond byte N of the
  *                     file (a truncate that grows a file is sparse and
@@ -80,7 +84,7 @@ struct ff_cmd {
     uint64_t quota;             /* enospc: the size limit; 0: none */
     bool has_quota;
     uint64_t seed;              /* powercut */
-    uint64_t lose;              /* powercut: percent, 0..100 */
+    uint64_t lose;              /* powercut, eio-fsync: percent, 0..100 */
 };
 
 /* The name of a kind ("eio-write"...), for the status report. */

@@ -14,6 +14,7 @@ static const char *const seeds[] = {
     "eio-write *.journal after=3 bytes=1M count=2\n",
     "eio-read *.rcache count=1",
     "eio-fsync vol.journal after=0\n",
+    "eio-fsync *.journal count=1 lose=100\n",
     "enospc *.stats\n",
     "enospc cache/*.journal quota=64k after=1\n",
     "clear\n",

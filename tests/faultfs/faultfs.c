@@ -138,12 +138,12 @@ static uint64_t splitmix64(uint64_t *s)
 }
 
 /*
- * Whether a rule of @kind fires for an operation of @len bytes at @off on
+ * The rule of @kind that fires for an operation of @len bytes at @off on
  * @rel; counts it down and counts the fault.  Needs g.lock.  For enospc,
  * only operations that end beyond the quota are candidates.
  */
-static bool rule_fires(enum ff_kind kind, const char *rel, uint64_t off,
-                       uint64_t len)
+static struct rule *rule_fires(enum ff_kind kind, const char *rel,
+                               uint64_t off, uint64_t len)
 {
     for (int i = 0; i < g.nrules; i++) {
         struct rule *r = &g.rules[i];
@@ -165,27 +165,39 @@ static bool rule_fires(enum ff_kind kind, const char *rel, uint64_t off,
         }
         r->injected++;
         g.injected[kind]++;
-        return true;
+        return r;
     }
-    return false;
+    return NULL;
 }
 
-/* The fault for an operation of @kind (and, for writes, enospc), or 0. */
-static int check(enum ff_kind kind, const char *rel, uint64_t off,
-                 uint64_t len)
+/* The fault for an operation of @kind (and, for writes, enospc), or 0;
+ * the firing rule's lose= in @lose. */
+static int check_lose(enum ff_kind kind, const char *rel, uint64_t off,
+                      uint64_t len, uint64_t *lose)
 {
+    struct rule *r = NULL;
     int ret = 0;
 
     pthread_mutex_lock(&g.lock);
-    if (kind == FF_EIO_WRITE && rule_fires(FF_ENOSPC, rel, off, len)) {
+    if (kind == FF_EIO_WRITE && (r = rule_fires(FF_ENOSPC, rel, off, len))) {
         ret = -ENOSPC;
-    } else if (kind != FF_ENOSPC && rule_fires(kind, rel, off, len)) {
+    } else if (kind != FF_ENOSPC && (r = rule_fires(kind, rel, off, len))) {
         ret = -EIO;
-    } else if (kind == FF_ENOSPC && rule_fires(FF_ENOSPC, rel, off, len)) {
+    } else if (kind == FF_ENOSPC &&
+               (r = rule_fires(FF_ENOSPC, rel, off, len))) {
         ret = -ENOSPC;
     }
+    *lose = r ? r->cmd.lose : 0;
     pthread_mutex_unlock(&g.lock);
     return ret;
+}
+
+static int check(enum ff_kind kind, const char *rel, uint64_t off,
+                 uint64_t len)
+{
+    uint64_t lose;
+
+    return check_lose(kind, rel, off, len, &lose);
 }
 
 /* Metadata changes after the cut fail: nothing may reach BACKING. */
@@ -319,27 +331,51 @@ static uint64_t sync_start(void)
     return gen;
 }
 
-/* The cut: each unsynced sector goes back with probability @lose %.
- * Needs g.cut exclusively (no write half done) and track_lock. */
+/* Each unsynced sector of @t goes back with probability @lose %.  Needs
+ * track_lock, and no write to @t in flight. */
+static void lose_file(struct tracked *t, uint64_t lose, uint64_t *rng)
+{
+    GHashTableIter it;
+    gpointer k, v;
+
+    g_hash_table_iter_init(&it, t->pre);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        if (splitmix64(rng) % 100 < lose &&
+            pwrite(t->fd, ((struct pre *)v)->data, SECTOR,
+                   *(uint64_t *)k * SECTOR) == SECTOR) {
+            g.lost++;
+        } else {
+            g.kept++;
+        }
+    }
+    g_hash_table_remove_all(t->pre);
+}
+
+/* The cut.  Needs g.cut exclusively (no write half done) and
+ * track_lock. */
 static void lose_unsynced(uint64_t lose, uint64_t *rng)
 {
     for (guint i = 0; i < g.tracked->len; i++) {
-        struct tracked *t = g.tracked->pdata[i];
-        GHashTableIter it;
-        gpointer k, v;
-
-        g_hash_table_iter_init(&it, t->pre);
-        while (g_hash_table_iter_next(&it, &k, &v)) {
-            if (splitmix64(rng) % 100 < lose &&
-                pwrite(t->fd, ((struct pre *)v)->data, SECTOR,
-                       *(uint64_t *)k * SECTOR) == SECTOR) {
-                g.lost++;
-            } else {
-                g.kept++;
-            }
-        }
-        g_hash_table_remove_all(t->pre);
+        lose_file(g.tracked->pdata[i], lose, rng);
     }
+}
+
+/*
+ * An fsync of @fd failed with lose=@lose: the kernel may drop the dirty
+ * pages whose writeback failed.  Writes to the file racing with the
+ * fsync would be lost too, which is what the kernel does as well.
+ */
+static void fsync_failed(int fd, uint64_t lose)
+{
+    static uint64_t rng = 0x6673796e63ULL;
+    struct tracked *t;
+
+    pthread_mutex_lock(&g.track_lock);
+    t = tracked_get(fd, false);
+    if (t && lose > 0) {
+        lose_file(t, lose, &rng);
+    }
+    pthread_mutex_unlock(&g.track_lock);
 }
 
 /* ---- the control file -------------------------------------------------- */
@@ -683,6 +719,7 @@ static int ff_write(const char *path, const char *buf, size_t size, off_t off,
 static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     struct ff_file *f = ff_of(fi);
+    uint64_t lose;
     bool cut;
     int ret;
 
@@ -699,8 +736,10 @@ static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi)
         pthread_rwlock_unlock(&g.cut);
         return block_forever();
     }
-    ret = check(FF_EIO_FSYNC, f->rel, 0, 0);
-    if (ret == 0) {
+    ret = check_lose(FF_EIO_FSYNC, f->rel, 0, 0, &lose);
+    if (ret < 0) {
+        fsync_failed(f->fd, lose);
+    } else {
         uint64_t gen = sync_start();
 
         if ((datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0) {

@@ -19,7 +19,8 @@ static bool same(const struct ff_cmd *a, const struct ff_cmd *b)
            (a->verb != FF_ADD ||
             (a->kind == b->kind && a->after == b->after &&
              a->bytes == b->bytes && a->count == b->count &&
-             a->has_quota == b->has_quota && a->quota == b->quota)) &&
+             a->has_quota == b->has_quota && a->quota == b->quota &&
+             a->lose == b->lose)) &&
            (a->verb != FF_POWERCUT ||
             (a->seed == b->seed && a->lose == b->lose));
 }
