@@ -27,7 +27,7 @@
 # "a b c d": eio-write eio-fsync powercut enospc).
 . "$(dirname "$0")/common.sh"
 
-FAULTFS="$top/build/core/tests/faultfs/faultfs"
+FAULTFS=${FAULTFS:-$top/build/core/tests/faultfs/faultfs}
 CRASH="$top/build/core/tests/crash/lsvd-crash"
 POWERCUTS=${POWERCUTS:-20}
 SEED=${SEED:-1}
