@@ -19,7 +19,8 @@
  *                     never fails, as on a real filesystem)
  *       GLOB is an fnmatch(3) pattern matched against the file's name
  *       (its last component; the whole path below the mount, without
- *       the leading '/', if GLOB has a '/').  The rule first lets
+ *       the leading '/', if GLOB has a '/'; an open file keeps the name
+ *       it was opened under).  The rule first lets
  *       after=N matching operations and bytes=N bytes pass, then
  *       injects its fault count=N times (0, the default: for ever).
  *   track GLOB
