@@ -282,10 +282,12 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
          * the whole ring now, so that writes never extend the file */
         size = ROUND_UP(MAX(size, 64ULL * JNL_BLOCK), JNL_BLOCK);
         ret = posix_fallocate(j->rfd, 0, size);
-        if (ret != 0 && ret != EOPNOTSUPP && ftruncate(j->rfd, size) < 0) {
-            ret = -errno;
+        if (ret == EOPNOTSUPP) {
+            /* no way to allocate here: a sparse ring is the best we have */
+            ret = ftruncate(j->rfd, size) < 0 ? -errno : 0;
         } else {
-            ret = 0;
+            /* ENOSPC above all: a sparse ring would fail writes later */
+            ret = -ret;
         }
         memcpy(j->sb.uuid, uuid, LSVD_UUID_LEN);
         j->sb.start_seq = 1;

@@ -475,7 +475,13 @@ static void run_round(struct lsvd_volume *v)
                  "refusing further writes", v->name, g_strerror(-ret));
         v->failed = -EIO;
     }
-    if (ret < 0) {
+    /*
+     * Once a write or an fdatasync of the journal has failed, a later
+     * fdatasync that succeeds proves nothing: the kernel may have dropped
+     * the pages whose writeback failed.  So flushes fail from then on,
+     * like writes.
+     */
+    if (ret < 0 || v->failed) {
         ret = -EIO;
     }
 
