@@ -23,7 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/build/fuzz}
 cc=${CLANG:-clang}
 src=$top/lsvd-core/src
-targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names rcmap s3xml"}
+targets=${FUZZ_TARGETS:-"obj-header super ckpt journal jmap config names rcmap s3xml faultfs"}
 
 case $secs in
     ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
@@ -48,7 +48,8 @@ pkgs="glib-2.0 liblz4 libisal liburing libcrypto libcurl"
 # shellcheck disable=SC2086
 cflags="-g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE
         -Wall -Wextra -Wno-missing-field-initializers
-        -I$top/lsvd-core/include -I$src $(pkg-config --cflags $pkgs)"
+        -I$top/lsvd-core/include -I$src -I$top/tests/faultfs
+        $(pkg-config --cflags $pkgs)"
 # shellcheck disable=SC2086
 libs="$(pkg-config --libs $pkgs) -lpthread"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -59,6 +60,8 @@ sources_for() {
         obj-header|super|ckpt|journal|jmap|rcmap) echo "$src/format.c $src/util.c" ;;
         config) echo "$src/config.c $src/util.c" ;;
         s3xml) echo "$src/s3xml.c" ;;
+        # the control commands of the test filesystem tests/faultfs
+        faultfs) echo "$top/tests/faultfs/faultfs-rule.c" ;;
         # lsvd_name_valid() lives in volume.c, which needs every layer
         names) echo "$src"/*.c ;;
         *) echo "run-fuzz: unknown target $1" >&2; return 1 ;;
@@ -70,6 +73,11 @@ echo "run-fuzz: building in $out"
 "$cc" $cflags $sanitize "$top/tests/fuzz/fuzz-seeds.c" $(sources_for super) \
     $libs -o "$out/fuzz-seeds"
 "$out/fuzz-seeds" "$out"
+# shellcheck disable=SC2086
+"$cc" $cflags $sanitize "$top/tests/faultfs/faultfs-seeds.c" \
+    $(sources_for faultfs) $libs -o "$out/faultfs-seeds"
+mkdir -p "$out/corpus-faultfs"
+"$out/faultfs-seeds" "$out/corpus-faultfs"
 
 for t in $targets; do
     # shellcheck disable=SC2046,SC2086

@@ -33,3 +33,26 @@ void fuzz_seeds_foreach(fuzz_seed_fn *fn, void *arg)
         fn(arg, "faultfs", seeds[i], strlen(seeds[i]));
     }
 }
+
+#ifndef FUZZ_SEEDS_LIB
+/* `faultfs-seeds DIR`: the seeds as a libFuzzer corpus (scripts/run-fuzz.sh). */
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: faultfs-seeds OUTDIR\n");
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        char path[4096];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/seed-%02zu", argv[1], i);
+        f = fopen(path, "w");
+        if (!f || fputs(seeds[i], f) < 0 || fclose(f) != 0) {
+            perror(path);
+            return 1;
+        }
+    }
+    return 0;
+}
+#endif
