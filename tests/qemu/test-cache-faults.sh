@@ -370,13 +370,11 @@ test_enospc() {
     # the library of this tree: the open fails, one line
     expect_error 'cannot initialise journal .*No space left on device' \
         timeout 20 "$CRASH" run --seed 1 --log "$T/log-d" crash
-    # through QEMU: the same once its lsvd-core has the journal.c fix of
-    # 95bea26; before it, the open succeeds and the writes past the
-    # allocated part fail for good
+    # through QEMU: the same, as QEMU's open error
     io d0 -c 'write -P 0x51 0 4M' lsvd:vd
     if [ "$IO_RC" -eq 0 ] || ! grep -q 'No space left' "$T/d0.out"; then
-        echo "  NOTE: this QEMU opened a volume whose journal could not" \
-             "be allocated (lsvd-core before 95bea26?)"
+        cat "$T/d0.out"
+        fail "QEMU opened a volume whose journal could not be allocated"
     fi
     ff "clear"
     io_ok d1 -c 'write -P 0x52 0 1M' -c flush lsvd:vd
