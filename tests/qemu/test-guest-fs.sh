@@ -20,6 +20,15 @@
 #
 #   tests/qemu/test-guest-fs.sh [RUNS]   (default 3; make guest-fs RUNS=N)
 #   GUEST_FS_SEED=N                      repeat the kill times of a run
+#   LSVD_TEST_S3_CONF=FILE               an s3:// store (as scripts/rgw.sh
+#                                        writes) instead of dir://, under a
+#                                        prefix of its own
+#   GUEST_FS_SABOTAGE=1                  a check of the test itself: after
+#                                        the crash, zero 9-249 MiB of the
+#                                        volume (file and directory data,
+#                                        between the inode tables, which
+#                                        end at 8.3 MiB, and ext4's journal
+#                                        at 256 MiB); every round must fail
 #
 # Every console is kept in build/guest-fs/ (the last run's); the summary is
 # "N runs, M failures".  Exits 1 if any round failed.
@@ -30,11 +39,27 @@ QEMU_SYSTEM="$qb/qemu-system-x86_64"
 bash "$top/scripts/guest.sh" || { echo "scripts/guest.sh failed: no guest"; exit 77; }
 guest="$top/build/guest"
 
+# Objects of 1 MiB ([log] batch_size), so that hundreds of them reach the
+# store during a round; on S3 the [backend] of LSVD_TEST_S3_CONF
+if [ -n "${LSVD_TEST_S3_CONF:-}" ]; then
+    [ -r "$LSVD_TEST_S3_CONF" ] || fail "cannot read $LSVD_TEST_S3_CONF"
+    url=$(sed -n '/^\[backend\]/,/^\[/s/^url *= *//p' "$LSVD_TEST_S3_CONF")
+    [[ $url == s3://* ]] || fail "$LSVD_TEST_S3_CONF has no s3:// url"
+    {
+        echo "[backend]"
+        echo "url = $url/guestfs-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+        sed -n '/^\[backend\]/,/^\[/{/^\[/d; /^url *=/d; p}' "$LSVD_TEST_S3_CONF"
+        sed -n '/^\[cache\]/,$p' "$LSVD_CONF"
+    } > "$T/s3.conf"
+    mv "$T/s3.conf" "$LSVD_CONF"
+fi
+store=$(sed -n 's/^url *= *//p' "$LSVD_CONF")
+
 runs=${1:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || fail "RUNS must be a positive number, not '$runs'"
 seed=${GUEST_FS_SEED:-$(( $(date +%s%N) % 1000000 ))}
 RANDOM=$seed
-echo "guest-fs: $runs runs, seed $seed (GUEST_FS_SEED=$seed to repeat)"
+echo "guest-fs: $runs runs on $store, seed $seed (GUEST_FS_SEED=$seed to repeat)"
 
 logs="$top/build/guest-fs"
 rm -rf "$logs"
@@ -74,14 +99,14 @@ wait_console() {
     done
 }
 
-# The objects of VOLUME in the store (its superblock aside).
+# How many objects VOLUME has in the store (read-only: `lsvd info`).
 objects() {
-    ls "$T/store/$1" | grep -c '^[0-9a-f]\{16\}$' || true
+    "$LSVD" info "$1" | sed -n 's/^objects: *\([0-9]*\).*/\1/p'
 }
 
 # One round; prints why it failed and returns 1: round N
 round() {
-    local r=$1 vol="fs$1" io='' delay con1 con2 pid objs copied start files
+    local r=$1 vol="fs$1" io='' delay con1 con2 pid objs copied start files newest
     [ $((r % 2)) -eq 0 ] && io=io0
     # 3.0 to 12.9 s after the first copy started
     delay=$((30 + RANDOM % 100))
@@ -108,10 +133,14 @@ round() {
     wait "$pid" 2>/dev/null || true
     cleanup_pids=()
     sed -i 's/\r$//' "$con1"
-    objs=$(objects "$vol")
     copied=$(sed -n 's/^GUEST: copied \([0-9]*\)$/\1/p' "$con1" | tail -n1)
     grep -q "^GUEST: .*failed" "$con1" && { cat "$con1"; echo "the guest's copy failed"; return 1; }
     rm -rf "$T/cache"
+    objs=$(objects "$vol")
+    if [ -n "${GUEST_FS_SABOTAGE:-}" ]; then
+        "$QEMU_IO" -f raw -c 'write -z 9M 240M' "lsvd:$vol" >/dev/null ||
+            { echo "qemu-io could not sabotage $vol"; return 1; }
+    fi
 
     # TCG: boot, mount, md5 of a few copies and e2fsck take ~10 s
     guest_cmd "$vol" ext4-check "$con2"
@@ -119,18 +148,21 @@ round() {
         { cat "$con2" "$con2.qemu"; echo "the check boot failed or took over 180 s"; return 1; }
     sed -i 's/\r$//' "$con2"
     files=$(sed -n 's/^GUEST: files \([0-9]*\)$/\1/p' "$con2")
-    echo "round $r: killed after ${delay} s of copying (${copied:-0} copies done," \
-        "$objs objects, ${io:-main loop}), cache deleted;" \
+    # the newest copy that survived (complete or not)
+    newest=$(sed -n 's/^GUEST: in \/mnt://p' "$con2" | tr ' ' '\n' |
+        sed -n 's/^d\([0-9]*\)$/\1/p' | sort -n | tail -n1)
+    echo "round $r: killed ${delay} s into the copy (${copied:-0} copies done," \
+        "${objs:-?} objects, ${io:-main loop}), cache deleted;" \
         "$(grep -c '^GUEST: mounted$' "$con2") mount, ${files:-no} files," \
-        "$(sed -n 's/^GUEST: verified //p' "$con2"), $(sed -n 's/^GUEST: //p' "$con2" |
-            grep '^fsck'); $(($(date +%s) - start)) s"
+        "newest copy d${newest:-none}, $(sed -n 's/^GUEST: verified //p' "$con2")," \
+        "$(grep '^GUEST: fsck' "$con2" | cut -c8-); $(($(date +%s) - start)) s"
     grep -q "^GUEST: mounted$" "$con2" || { cat "$con2"; echo "mount failed"; return 1; }
     [ "${files:-0}" -gt 0 ] || { cat "$con2"; echo "no files after the crash"; return 1; }
     grep -q "^GUEST: verified [0-9]* copies, 0 bad$" "$con2" ||
         { cat "$con2"; echo "a marked copy differs"; return 1; }
     grep -q "^GUEST: unmounted$" "$con2" || { cat "$con2"; echo "unmount failed"; return 1; }
     grep -q "^GUEST: fsck 0$" "$con2" || { cat "$con2"; echo "e2fsck -fn found errors"; return 1; }
-    [ "$objs" -gt 0 ] || { echo "no object reached the store"; return 1; }
+    [ "${objs:-0}" -gt 0 ] || { echo "no object reached the store"; return 1; }
     # free the store; keep the consoles
     "$LSVD" rm "$vol" >/dev/null || { echo "lsvd rm $vol failed"; return 1; }
 }
