@@ -35,10 +35,11 @@
 #               copied N", until the host kills the guest: it never ends
 #               by itself (see ext4_copy in /init for syncs and markers)
 #   ext4-check  mount /dev/vda ("GUEST: mounted" or "GUEST: mount
-#               failed"), "GUEST: files N", "GUEST: in /mnt: NAMES...",
-#               "GUEST: verified N copies, N bad" (the copies whose marker
-#               survived, against /src.md5), "GUEST: unmounted", e2fsck
-#               -fn's output and "GUEST: fsck STATUS"
+#               failed"; "GUEST: ext4 journal replayed" if the mount
+#               recovered ext4's journal), "GUEST: files N", "GUEST: in
+#               /mnt: NAMES...", "GUEST: verified N copies, N bad" (the
+#               copies whose marker survived, against /src.md5), "GUEST:
+#               unmounted", e2fsck -fn's output and "GUEST: fsck STATUS"
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -251,6 +252,10 @@ ext4_check() {
         echo "GUEST: mount failed"
     else
         echo "GUEST: mounted"
+        # did the crash leave ext4 a journal to replay?
+        if dmesg | grep -q "EXT4-fs (vda): recovery complete"; then
+            echo "GUEST: ext4 journal replayed"
+        fi
         echo "GUEST: files $(find /mnt -type f | wc -l)"
         echo "GUEST: in /mnt:" $(ls /mnt)
         good=0 bad=0

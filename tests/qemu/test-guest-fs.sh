@@ -153,7 +153,9 @@ round() {
         sed -n 's/^d\([0-9]*\)$/\1/p' | sort -n | tail -n1)
     echo "round $r: killed ${delay} s into the copy (${copied:-0} copies done," \
         "${objs:-?} objects, ${io:-main loop}), cache deleted;" \
-        "$(grep -c '^GUEST: mounted$' "$con2") mount, ${files:-no} files," \
+        "$(grep -c '^GUEST: mounted$' "$con2") mount" \
+        "($(grep -q '^GUEST: ext4 journal replayed$' "$con2" && echo "journal replayed" ||
+            echo "no journal replay")), ${files:-no} files," \
         "newest copy d${newest:-none}, $(sed -n 's/^GUEST: verified //p' "$con2")," \
         "$(grep '^GUEST: fsck' "$con2" | cut -c8-); $(($(date +%s) - start)) s"
     grep -q "^GUEST: mounted$" "$con2" || { cat "$con2"; echo "mount failed"; return 1; }
