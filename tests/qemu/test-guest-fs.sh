@@ -134,7 +134,11 @@ round() {
     cleanup_pids=()
     sed -i 's/\r$//' "$con1"
     copied=$(sed -n 's/^GUEST: copied \([0-9]*\)$/\1/p' "$con1" | tail -n1)
-    grep -q "^GUEST: .*failed" "$con1" && { cat "$con1"; echo "the guest's copy failed"; return 1; }
+    if grep -q "^GUEST: .*failed" "$con1"; then
+        cat "$con1"
+        echo "the guest's mkfs, mount or copy failed"
+        return 1
+    fi
     rm -rf "$T/cache"
     objs=$(objects "$vol")
     if [ -n "${GUEST_FS_SABOTAGE:-}" ]; then
