@@ -5,8 +5,9 @@
 #      disk, lsvdtest=ext4-copy: mkfs.ext4, mount, copy a ~16 MiB tree into
 #      d1, d2, ... with syncs and deletes, until killed;
 #   2. kill -9 QEMU at a seeded random moment, 3 to 13 s after the guest
-#      printed "GUEST: copying 1" (objects are 1 MiB: [log] batch_size of
-#      common.sh, so hundreds of them reached the store by then);
+#      printed "GUEST: copying 1"; objects of 1, 4 and 16 MiB in turn
+#      (batch-size=), so that tens to hundreds of them reached the store
+#      by then, and the journal holds more or less that they lack;
 #   3. delete the cache directory: journal and read cache are gone, the
 #      volume is what reached the object store, a prefix of the writes;
 #   4. boot again, lsvdtest=ext4-check: mount (this replays ext4's journal:
@@ -16,7 +17,8 @@
 #      run e2fsck -fn.
 # A round passes if the mount worked, there are files, no marked copy
 # differs, the unmount worked and e2fsck exits 0 (clean).  Rounds
-# alternate between the volume in QEMU's main loop and in an iothread.
+# alternate between the volume in QEMU's main loop and in an iothread, so
+# six rounds make every pair of batch size and thread.
 #
 #   tests/qemu/test-guest-fs.sh [RUNS]   (default 3; make guest-fs RUNS=N)
 #   GUEST_FS_SEED=N                      repeat the kill times of a run
@@ -39,8 +41,7 @@ QEMU_SYSTEM="$qb/qemu-system-x86_64"
 bash "$top/scripts/guest.sh" || { echo "scripts/guest.sh failed: no guest"; exit 77; }
 guest="$top/build/guest"
 
-# Objects of 1 MiB ([log] batch_size), so that hundreds of them reach the
-# store during a round; on S3 the [backend] of LSVD_TEST_S3_CONF
+# On S3: the [backend] of LSVD_TEST_S3_CONF, with common.sh's cache
 if [ -n "${LSVD_TEST_S3_CONF:-}" ]; then
     [ -r "$LSVD_TEST_S3_CONF" ] || fail "cannot read $LSVD_TEST_S3_CONF"
     url=$(sed -n '/^\[backend\]/,/^\[/s/^url *= *//p' "$LSVD_TEST_S3_CONF")
@@ -66,13 +67,13 @@ rm -rf "$logs"
 mkdir -p "$logs"
 
 # The QEMU command line of a guest on VOLUME: guest_cmd VOLUME MODE CONSOLE
-# [IOTHREAD]; sets GUEST_CMD.
+# [IOTHREAD [BATCH]]; sets GUEST_CMD.
 GUEST_CMD=()
 guest_cmd() {
-    local vol=$1 mode=$2 con=$3 io=${4:-}
+    local vol=$1 mode=$2 con=$3 io=${4:-} batch=${5:-}
     GUEST_CMD=("$QEMU_SYSTEM" -accel tcg,thread=multi -M pc -nodefaults -m 256
         ${io:+-object iothread,id=$io}
-        -blockdev driver=lsvd,node-name=d0,volume="$vol"
+        -blockdev driver=lsvd,node-name=d0,volume="$vol"${batch:+,batch-size=$batch}
         -device virtio-blk-pci,drive=d0${io:+,iothread=$io}
         -kernel "$guest/vmlinux" -initrd "$guest/initrd.img"
         -append "console=ttyS0 panic=-1 quiet lsvdtest=$mode"
@@ -106,8 +107,11 @@ objects() {
 
 # One round; prints why it failed and returns 1: round N
 round() {
-    local r=$1 vol="fs$1" io='' delay con1 con2 pid objs copied start files newest
+    local r=$1 vol="fs$1" io='' batch delay con1 con2 pid objs copied start files newest
     [ $((r % 2)) -eq 0 ] && io=io0
+    # how much is lost with the cache: up to a batch and the PUTs in flight
+    batch=$(( (r - 1) % 3 ))
+    batch=$(( 1 << (batch * 2) ))M
     # 3.0 to 12.9 s after the first copy started
     delay=$((30 + RANDOM % 100))
     delay="$((delay / 10)).$((delay % 10))"
@@ -116,7 +120,7 @@ round() {
     start=$(date +%s)
     "$LSVD" create "$vol" 512M >/dev/null || { echo "lsvd create $vol failed"; return 1; }
 
-    guest_cmd "$vol" ext4-copy "$con1" "$io"
+    guest_cmd "$vol" ext4-copy "$con1" "$io" "$batch"
     "${GUEST_CMD[@]}" >"$con1.qemu" 2>&1 &
     pid=$!
     cleanup_pids+=("$pid")
@@ -156,7 +160,7 @@ round() {
     newest=$(sed -n 's/^GUEST: in \/mnt://p' "$con2" | tr ' ' '\n' |
         sed -n 's/^d\([0-9]*\)$/\1/p' | sort -n | tail -n1)
     echo "round $r: killed ${delay} s into the copy (${copied:-0} copies done," \
-        "${objs:-?} objects, ${io:-main loop}), cache deleted;" \
+        "${objs:-?} objects of $batch, ${io:-main loop}), cache deleted;" \
         "$(grep -c '^GUEST: mounted$' "$con2") mount" \
         "($(grep -q '^GUEST: ext4 journal replayed$' "$con2" && echo "journal replayed" ||
             echo "no journal replay")), ${files:-no} files," \
