@@ -31,14 +31,17 @@
 # The ext4 modes (tests/qemu/test-guest-fs.sh) print "GUEST: vda SECTORS"
 # but no md5:
 #   ext4-copy   mkfs.ext4 /dev/vda, mount it, then copy /src into /mnt/dN,
-#               N = 1, 2, ..., printing "GUEST: copying N" and "GUEST:
+#               N = 1, 2, ..., printing "GUEST: copying N", "GUEST:
+#               synced N" (after a sync, two rounds in three) and "GUEST:
 #               copied N", until the host kills the guest: it never ends
 #               by itself (see ext4_copy in /init for syncs and markers)
 #   ext4-check  mount /dev/vda ("GUEST: mounted" or "GUEST: mount
 #               failed"; "GUEST: ext4 journal replayed" if the mount
 #               recovered ext4's journal), "GUEST: files N", "GUEST: in
 #               /mnt: NAMES...", "GUEST: verified N copies, N bad" (the
-#               copies whose marker survived, against /src.md5), "GUEST:
+#               copies whose marker survived, against /src.md5); with
+#               lsvdsynced=N on the command line, "GUEST: synced copy N
+#               complete" or "... lost" (/mnt/dN against /src.md5); "GUEST:
 #               unmounted", e2fsck -fn's output and "GUEST: fsck STATUS"
 set -euo pipefail
 
@@ -232,6 +235,7 @@ ext4_copy() {
         cp -a /src /mnt/d$n || echo "GUEST: cp $n failed"
         if [ $((n % 3)) -ne 0 ]; then
             sync
+            echo "GUEST: synced $n"
             echo $n > /mnt/done.$n
         fi
         echo "GUEST: copied $n"
@@ -270,6 +274,15 @@ ext4_check() {
             fi
         done
         echo "GUEST: verified $good copies, $bad bad"
+        # the copy the host saw synced, if it says so
+        n=$(sed -n 's/.*lsvdsynced=\([0-9]*\).*/\1/p' /proc/cmdline)
+        if [ -n "$n" ]; then
+            if [ -d /mnt/d$n ] && (cd /mnt/d$n && md5sum -c -s /src.md5); then
+                echo "GUEST: synced copy $n complete"
+            else
+                echo "GUEST: synced copy $n lost"
+            fi
+        fi
         umount /mnt && echo "GUEST: unmounted"
     fi
     e2fsck -fn /dev/vda 2>&1

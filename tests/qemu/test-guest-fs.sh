@@ -25,6 +25,10 @@
 #   LSVD_TEST_S3_CONF=FILE               an s3:// store (as scripts/rgw.sh
 #                                        writes) instead of dir://, under a
 #                                        prefix of its own
+#   GUEST_FS_KEEP_CACHE=1                keep the cache instead (a crash of
+#                                        QEMU alone): then the last copy
+#                                        the guest saw synced must also be
+#                                        complete (lsvd's flush is durable)
 #   GUEST_FS_SABOTAGE=1                  a check of the test itself: after
 #                                        the crash, zero 9-249 MiB of the
 #                                        volume (file and directory data,
@@ -56,6 +60,7 @@ if [ -n "${LSVD_TEST_S3_CONF:-}" ]; then
 fi
 store=$(sed -n 's/^url *= *//p' "$LSVD_CONF")
 
+keep=${GUEST_FS_KEEP_CACHE:-}
 runs=${1:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || fail "RUNS must be a positive number, not '$runs'"
 seed=${GUEST_FS_SEED:-$(( $(date +%s%N) % 1000000 ))}
@@ -67,16 +72,16 @@ rm -rf "$logs"
 mkdir -p "$logs"
 
 # The QEMU command line of a guest on VOLUME: guest_cmd VOLUME MODE CONSOLE
-# [IOTHREAD [BATCH]]; sets GUEST_CMD.
+# [IOTHREAD [BATCH [SYNCED]]]; sets GUEST_CMD.
 GUEST_CMD=()
 guest_cmd() {
-    local vol=$1 mode=$2 con=$3 io=${4:-} batch=${5:-}
+    local vol=$1 mode=$2 con=$3 io=${4:-} batch=${5:-} synced=${6:-}
     GUEST_CMD=("$QEMU_SYSTEM" -accel tcg,thread=multi -M pc -nodefaults -m 256
         ${io:+-object iothread,id=$io}
         -blockdev driver=lsvd,node-name=d0,volume="$vol"${batch:+,batch-size=$batch}
         -device virtio-blk-pci,drive=d0${io:+,iothread=$io}
         -kernel "$guest/vmlinux" -initrd "$guest/initrd.img"
-        -append "console=ttyS0 panic=-1 quiet lsvdtest=$mode"
+        -append "console=ttyS0 panic=-1 quiet lsvdtest=$mode${synced:+ lsvdsynced=$synced}"
         -bios qboot.rom -display none -serial file:"$con" -no-reboot)
 }
 
@@ -107,7 +112,8 @@ objects() {
 
 # One round; prints why it failed and returns 1: round N
 round() {
-    local r=$1 vol="fs$1" io='' batch delay con1 con2 pid objs copied start files newest
+    local r=$1 vol="fs$1" io='' batch delay con1 con2 pid objs copied synced
+    local what start files newest
     [ $((r % 2)) -eq 0 ] && io=io0
     # how much is lost with the cache: up to a batch and the PUTs in flight
     batch=$(( (r - 1) % 3 ))
@@ -138,12 +144,18 @@ round() {
     cleanup_pids=()
     sed -i 's/\r$//' "$con1"
     copied=$(sed -n 's/^GUEST: copied \([0-9]*\)$/\1/p' "$con1" | tail -n1)
+    synced=$(sed -n 's/^GUEST: synced \([0-9]*\)$/\1/p' "$con1" | tail -n1)
     if grep -q "^GUEST: .*failed" "$con1"; then
         cat "$con1"
         echo "the guest's mkfs, mount or copy failed"
         return 1
     fi
-    rm -rf "$T/cache"
+    if [ "$keep" ]; then
+        what="cache kept"
+    else
+        what="cache deleted"
+        rm -rf "$T/cache"
+    fi
     objs=$(objects "$vol")
     if [ -n "${GUEST_FS_SABOTAGE:-}" ]; then
         "$QEMU_IO" -f raw -c 'write -z 9M 240M' "lsvd:$vol" >/dev/null ||
@@ -151,7 +163,7 @@ round() {
     fi
 
     # TCG: boot, mount, md5 of a few copies and e2fsck take ~10 s
-    guest_cmd "$vol" ext4-check "$con2"
+    guest_cmd "$vol" ext4-check "$con2" "" "" "$synced"
     timeout 180 "${GUEST_CMD[@]}" >"$con2.qemu" 2>&1 ||
         { cat "$con2" "$con2.qemu"; echo "the check boot failed or took over 180 s"; return 1; }
     sed -i 's/\r$//' "$con2"
@@ -160,16 +172,24 @@ round() {
     newest=$(sed -n 's/^GUEST: in \/mnt://p' "$con2" | tr ' ' '\n' |
         sed -n 's/^d\([0-9]*\)$/\1/p' | sort -n | tail -n1)
     echo "round $r: killed ${delay} s into the copy (${copied:-0} copies done," \
-        "${objs:-?} objects of $batch, ${io:-main loop}), cache deleted;" \
+        "${objs:-?} objects of $batch, ${io:-main loop}), $what;" \
         "$(grep -c '^GUEST: mounted$' "$con2") mount" \
         "($(grep -q '^GUEST: ext4 journal replayed$' "$con2" && echo "journal replayed" ||
             echo "no journal replay")), ${files:-no} files," \
-        "newest copy d${newest:-none}, $(sed -n 's/^GUEST: verified //p' "$con2")," \
+        "newest copy d${newest:-none}, last synced" \
+        "$(sed -n "s/^GUEST: synced copy \([0-9]* .*\)$/d\1/p" "$con2")," \
+        "$(sed -n 's/^GUEST: verified //p' "$con2")," \
         "$(grep '^GUEST: fsck' "$con2" | cut -c8-); $(($(date +%s) - start)) s"
     grep -q "^GUEST: mounted$" "$con2" || { cat "$con2"; echo "mount failed"; return 1; }
     [ "${files:-0}" -gt 0 ] || { cat "$con2"; echo "no files after the crash"; return 1; }
     grep -q "^GUEST: verified [0-9]* copies, 0 bad$" "$con2" ||
         { cat "$con2"; echo "a marked copy differs"; return 1; }
+    if [ "$keep" ] && [ -n "$synced" ] &&
+       ! grep -q "^GUEST: synced copy $synced complete$" "$con2"; then
+        cat "$con2"
+        echo "copy $synced was synced (a flush was acknowledged) but is not complete"
+        return 1
+    fi
     grep -q "^GUEST: unmounted$" "$con2" || { cat "$con2"; echo "unmount failed"; return 1; }
     grep -q "^GUEST: fsck 0$" "$con2" || { cat "$con2"; echo "e2fsck -fn found errors"; return 1; }
     [ "${objs:-0}" -gt 0 ] || { echo "no object reached the store"; return 1; }
