@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 10
 N          ?= 200
 
 .PHONY: all setup core qemu guest demo check test-core test-asan test-s3 test-qemu \
-	fuzz crash bench clean
+	fuzz crash bench clean guest-fs
 
 all: qemu
 
@@ -68,6 +68,11 @@ fuzz: core
 # kill -9 at N random points per mode (cache kept / cache lost)
 crash: core
 	bash scripts/crash.sh $(N)
+
+# ext4 in a TCG guest, QEMU killed mid-copy, cache deleted, e2fsck clean:
+# RUNS rounds (default 3), consoles in build/guest-fs/
+guest-fs: qemu guest
+	bash tests/qemu/test-guest-fs.sh $(RUNS)
 
 # benchmarks; results in docs/bench/
 bench: core
