@@ -80,8 +80,8 @@ import struct
 import sys
 import time
 
-PIECE = 256 * 1024
-HEAD_LIMIT = 64 * 1024
+PIECE = 1024 * 1024
+BUFFER = 4 * 1024 * 1024       # a stream's buffer (asyncio's "limit")
 STALL_MAX = 600.0
 OPS = ("put", "get", "head", "delete", "list", "post", "any")
 ERRORS = {
@@ -310,7 +310,7 @@ class Proxy:
     async def listen(self):
         self.server = await asyncio.start_server(
             self.client, "127.0.0.1", self.port, reuse_address=True,
-            limit=HEAD_LIMIT)
+            limit=BUFFER)
         self.port = self.server.sockets[0].getsockname()[1]
 
     def reset_all(self):
@@ -376,7 +376,7 @@ class Proxy:
             if up[1] is not None:
                 up[1].transport.abort()
             up[0], up[1] = await asyncio.open_connection(
-                self.up_host, self.up_port, limit=HEAD_LIMIT)
+                self.up_host, self.up_port, limit=BUFFER)
             up[1].get_extra_info("socket").setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return up
@@ -390,6 +390,8 @@ class Proxy:
         method, target, _ = line.split(" ", 2)
         op = classify(method, target)
         kind, length = body_kind(hdrs)
+        expect = any(k == "expect" and "100-continue" in v.lower()
+                     for k, v in hdrs)
         if kind == "none":
             kind, length = "length", 0  # a request without one has none
         self.count(f"req_{op}")
@@ -406,6 +408,12 @@ class Proxy:
 
         if fault == "reset":
             raise Reset()
+        if fault in ("500", "503") and expect:
+            # the client waits for "100 Continue": answer now, and close
+            # rather than guess whether it sends the body anyway
+            writer.write(error_reply(int(fault), target))
+            await writer.drain()
+            return False
         if fault in ("500", "503", "stall"):
             await relay_body(reader, kind, length, self.discard)
             if fault == "stall":
@@ -415,7 +423,7 @@ class Proxy:
             await writer.drain()
             return True
         return await self.forward(reader, writer, up, head, method, kind,
-                                  length, fault == "reset-mid", op)
+                                  length, fault == "reset-mid", op, expect)
 
     async def discard(self, data):
         self.count("bytes_in", len(data))
@@ -429,7 +437,7 @@ class Proxy:
             pass
 
     async def forward(self, reader, writer, up, head, method, kind, length,
-                      cut, op):
+                      cut, op, expect):
         ur, uw = await self.upstream(up)
         uw.write(head)
 
@@ -437,20 +445,32 @@ class Proxy:
             self.count("bytes_in", len(data))
             uw.write(data)
             await uw.drain()
-        await relay_body(reader, kind, length, to_up)
-        await uw.drain()
-        self.count(f"fwd_{op}")
 
-        while True:
+        async def response_head():
             rhead = await read_head(ur)
             if rhead is None:
                 self.count("upstream_closed")
                 raise Reset()           # upstream closed: so do we
             status, rhdrs = headers_of(rhead)
-            code = int(status.split(" ", 2)[1])
-            if code >= 200 or code == 101:
-                break
-            writer.write(rhead)         # 100 Continue and friends
+            return rhead, rhdrs, int(status.split(" ", 2)[1])
+
+        sent = not expect or length == 0
+        if not sent:
+            # "Expect: 100-continue": the body follows the server's 100
+            await uw.drain()
+            rhead, rhdrs, code = await response_head()
+            if code == 100:
+                writer.write(rhead)
+                await writer.drain()
+                sent = True
+        if sent:
+            await relay_body(reader, kind, length, to_up)
+            await uw.drain()
+            rhead, rhdrs, code = await response_head()
+        self.count(f"fwd_{op}")
+        while code < 200 and code != 101:
+            writer.write(rhead)         # other 1xx: pass on, wait for more
+            rhead, rhdrs, code = await response_head()
         rkind, rlen = body_kind(rhdrs)
         if method.upper() == "HEAD" or code in (204, 304) or code < 200:
             rkind, rlen = "length", 0
@@ -467,8 +487,8 @@ class Proxy:
         await writer.drain()
         closing = any(k == "connection" and "close" in v.lower()
                       for k, v in rhdrs + headers_of(head)[1])
-        if rkind == "none" or closing:
-            return False
+        if rkind == "none" or closing or not sent:
+            return False                # (not sent: the body is unread)
         return True
 
     async def cut_response(self, writer, ur, rhead, rkind, rlen):
