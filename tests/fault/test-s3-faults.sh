@@ -251,6 +251,7 @@ case_outage() {
     ctl clear >/dev/null
     mkconf ob
     LSVD_CONF=$T/ob.direct.conf "$LSVD" create ob 64M
+    ctl fault put delay=100 >/dev/null     # bounds the data stored
     crash_run ob 3003
     sleep 3
     t0=$(now)
@@ -289,19 +290,22 @@ qsd_start() { # NAME
     cleanup_pids+=("$qsd_pid")
     wait_for 20 test -S "$T/$1.sock" || { cat "$T/$1.qsd.log"; fail "qsd did not start"; }
 }
-# nbdio NAME CMD...: qemu-io over the NBD export; output in $T/io.out, fails
-# on any error message
+# nbdio [-r] NAME CMD...: qemu-io over the NBD export; output in $T/io.out,
+# fails on any error message.  -r: read-only, so that closing it sends no
+# flush (a flush waits behind writes that wait for journal space)
 nbdio() {
-    local name=$1 rc=0
+    local name ro=() rc=0
+    [ "$1" != -r ] || { ro=(-r); shift; }
+    name=$1
     shift
-    "$QEMU_IO" -f raw "nbd+unix:///$name?socket=$T/$name.sock" "$@" >"$T/io.out" 2>&1 || rc=$?
+    "$QEMU_IO" ${ro[@]+"${ro[@]}"} -f raw "nbd+unix:///$name?socket=$T/$name.sock" "$@" >"$T/io.out" 2>&1 || rc=$?
     if [ $rc -ne 0 ] || grep -qiE 'fail|error' "$T/io.out"; then
         return 1
     fi
 }
 case_qemu() {
-    local t0 i rc lat max_w=0 n_w=0 n_w_out=0 max_r=0 n_r=0 ok t jb
-    echo "== qemu: 15 s outage under qemu-storage-daemon (NBD, qemu-io)"
+    local t0 i rc lat max_w=0 n_w=0 n_w_out=0 max_r=0 n_r=0 t c s n_fail
+    echo "== qemu: 15 s outage (503) under qemu-storage-daemon (NBD, qemu-io)"
     ctl clear >/dev/null
     mkconf q
     "$QEMU_IMG" create -q -f raw "lsvd:q:conf=$T/q.conf" 256M
@@ -312,9 +316,11 @@ case_qemu() {
     nbdio q -c 'read -P 0x5a 0 16M' || { cat "$T/io.out"; fail "q: first read"; }
     # A: in the journal
     nbdio q -c 'write -P 0x11 16M 8M' || { cat "$T/io.out"; fail "q: write A"; }
-    local gets0=$(pstat fwd_get)
+    local gets0 gets1
+    gets0=$(pstat req_get)
     t0=$(now)
-    ctl outage 15 >/dev/null
+    # 503: requests still reach the proxy, which counts them
+    ctl outage 15 503 >/dev/null
     # writer: 1 MiB writes (each a qemu-io process, so each also flushes)
     # past the journal's 64 MiB, 96 of them
     (
@@ -328,17 +334,22 @@ case_qemu() {
     ) >"$T/q.writes" 2>"$T/q.writes.err" &
     local writer=$!
     cleanup_pids+=("$writer")
-    # reader: journal data (A) and read-cache data (R) during the outage
+    # reader, during the outage: read-cache data (R), and journal data:
+    # the first 4 MiB written during the outage (not A: once A is in
+    # objects, the ring may reclaim it for the writes that fill it)
+    wait_for 5 eval '[ "$(wc -l <"$T/q.writes")" -ge 4 ]' || fail "q: 4 writes did not complete in 5 s of outage"
     while cond "$(since "$t0") < 12"; do
-        for c in 'read -P 0x5a 0 16M' 'read -P 0x11 16M 8M'; do
+        for c in 'read -P 0x5a 0 16M' 'read -P 0x22 32M 4M'; do
             s=$(now)
-            nbdio q -c "$c" || { cat "$T/io.out"; fail "q: '$c' failed during the outage"; }
+            nbdio -r q -c "$c" || { cat "$T/io.out"; fail "q: '$c' failed during the outage"; }
             lat=$(since "$s")
+            echo "$(since "$t0") $lat $c" >>"$T/q.reads"
             n_r=$((n_r + 1))
             cond "$lat > $max_r" && max_r=$lat
         done
         sleep 0.5
     done
+    gets1=$(pstat req_get)
     wait_for 60 eval '! kill -0 $writer 2>/dev/null' || fail "q: writes still waiting 60 s after the outage started"
     wait "$writer" || true
     local t1
@@ -346,20 +357,38 @@ case_qemu() {
     read -r n_w n_w_out n_fail max_w < <(awk -v t1="$t1" '
         { n++; if ($2 < t1) o++; if ($3 != 0) f++; l = $2 - $1; if (l > m) m = l }
         END { printf "%d %d %d %.2f\n", n, o, f, m }' "$T/q.writes")
-    echo "  reads during the outage: $n_r (journal and read cache), longest $max_r s; GETs forwarded $(( $(pstat fwd_get) - gets0 ))"
+    echo "  reads during the outage: $n_r (journal and read cache), longest $max_r s; GETs during them $((gets1 - gets0))"
     echo "  writes: $n_w of 1 MiB, $n_w_out completed during the outage, $n_fail failed, longest $max_w s"
     [ "$n_fail" -eq 0 ] || { head "$T/q.writes.err"; fail "q: a write or flush failed during the outage"; }
     [ "$n_w" -eq 96 ] || fail "q: $n_w writes done, not 96"
     [ "$n_w_out" -gt 0 ] || fail "q: no write completed during the outage"
     cond "$max_w > 3" || fail "q: no write waited (longest $max_w s): the journal never filled?"
-    cond "$max_r < 2" || fail "q: a local read took $max_r s during the outage"
-    [ "$(( $(pstat fwd_get) - gets0 ))" -eq 0 ] || fail "q: reads during the outage went to the store"
-    # drain: the journal's bytes not yet in objects go to 0
+    cond "$max_r < 2" || { cat "$T/q.reads"; fail "q: a local read took $max_r s during the outage"; }
+    [ $((gets1 - gets0)) -eq 0 ] || fail "q: reads during the outage went to the store"
+    # drain: PUTs go on until everything is in objects.  Seen as: the
+    # object count stops growing, and the clean close adds no object.  (Not
+    # as journal_bytes = 0: that counter is computed at the end of a journal
+    # round only, so with no writes after the outage it keeps the bytes not
+    # yet in objects when the last write was journaled; see
+    # docs/testing-s3.md.)
+    local o1 o2 o_live o_closed jb
     t=$(now)
-    wait_for 60 eval '[ "$(vstat q journal_bytes)" = 0 ]' || fail "q: journal not drained 60 s after the outage ($(vstat q journal_bytes) bytes)"
-    echo "  journal drained $(since "$t") s after the writes ended (stats file: every 5 s)"
+    o1=-1
+    while :; do
+        sleep 6                             # > the stats file's 5 s
+        o2=$(vstat q objects)
+        [ "$o2" != "$o1" ] || break
+        o1=$o2
+        cond "$(since "$t") < 90" || fail "q: objects still growing 90 s after the outage"
+    done
+    o_live=$o2
+    jb=$(vstat q journal_bytes)
     stop_child "$qsd_pid" 30 || fail "q: qsd did not exit on SIGTERM"
     [ "$STOP_RC" = 0 ] || { cat "$T/q.qsd.log"; fail "q: qsd exit $STOP_RC"; }
+    o_closed=$(vstat q objects)
+    echo "  drained: $o_live objects $(since "$t") s after the writes (stats file: every 5 s); the close added $((o_closed - o_live)); journal_bytes then $jb, after the close $(vstat q journal_bytes)"
+    [ "$o_closed" -eq "$o_live" ] || fail "q: the close wrote $((o_closed - o_live)) more objects: not drained"
+    [ "$(vstat q journal_bytes)" = 0 ] || fail "q: journal_bytes $(vstat q journal_bytes) after the close"
     rm -rf "$T/cache-q"
     "$QEMU_IO" -f raw -c 'read -P 0x5a 0 16M' -c 'read -P 0x11 16M 8M' \
         -c 'read -P 0x22 32M 96M' -c 'read -P 0 128M 128M' \
@@ -381,7 +410,7 @@ case_deadline() {
     rm -rf "$T/cache-dl"
     qsd_start dl
     local off=0
-    for mode in refuse 503; do
+    for mode in refuse 503 stall; do
         ctl outage 8 $mode >/dev/null
         s=$(now)
         if nbdio dl -c "read -P 0x33 ${off}M 1M"; then
@@ -390,8 +419,11 @@ case_deadline() {
         lat=$(since "$s")
         echo "  $mode outage 8 s: read failed after $lat s: $(grep -iE 'fail|error' "$T/io.out" | head -n 1)"
         grep -q 'Input/output error' "$T/io.out" || { cat "$T/io.out"; fail "dl: not EIO"; }
-        # 3 s of retries; an attempt started in time may run up to timeout
-        cond "$lat >= 2.8 && $lat < 3 + 2 + 1.5" || fail "dl: EIO after $lat s, expected about 3"
+        # A retry is made only if it starts within retry_time, so the
+        # request fails at its last attempt before the deadline: up to one
+        # backoff (jittered, doubling from 0.1 s) early, 1.5-3 s here.  An
+        # attempt started in time may run for up to `timeout` (2 s).
+        cond "$lat >= 1.5 && $lat < 3 + 2 + 1.5" || fail "dl: EIO after $lat s, expected 1.5 to 6.5"
         ctl clear >/dev/null
         off=$((off + 1))
     done
@@ -407,10 +439,10 @@ case_deadline() {
 }
 
 t_all=$(now)
-for c in "${cases[@]}"; do
+for cs in "${cases[@]}"; do
     t_case=$(now)
-    "case_$c"
-    echo "   ($c: $(since "$t_case") s)"
+    "case_$cs"
+    echo "   ($cs: $(since "$t_case") s)"
 done
 echo "proxy: $(ctl stats | tr '\n' ' ')"
 echo "PASS: ${cases[*]} in $(since "$t_all") s"
