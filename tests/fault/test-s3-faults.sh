@@ -25,8 +25,8 @@
 #             keep working during the outage, the journal drains after it,
 #             and the data is all there with the cache deleted
 #   deadline  retry_time = 3: a read that needs a GET fails with EIO after
-#             about 3 s of outage (refused, or 503), and succeeds when the
-#             outage is shorter
+#             about 3 s of outage (refused, 503, or stalled: between 1.5 and
+#             6.5 s), and succeeds when the outage is shorter (2 s)
 #
 # Exit 0: all passed; 1: a check failed; 77: no QEMU or lsvd-crash built.
 . "$(dirname "$0")/../qemu/common.sh"
