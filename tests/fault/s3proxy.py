@@ -358,8 +358,10 @@ class Proxy:
                 raise Reset()
             while await self.one_request(reader, writer, up):
                 pass
-        except (Reset, ConnectionError, asyncio.IncompleteReadError,
+        except (Reset, OSError, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError, ValueError):
+            # a reset of ours, a client or upstream gone or unreachable, or
+            # bytes that are not HTTP: the client sees a reset
             reset_writer(writer)
         except asyncio.CancelledError:
             reset_writer(writer)

@@ -7,9 +7,10 @@
 # CONF is an s3:// config as scripts/rgw.sh writes (default
 # $LSVD_TEST_S3_CONF); with neither, an RGW of its own is started in
 # build/rgw-fault-test and stopped at the end.  CASEs (default all, in this
-# order): speed random outage qemu deadline.  Everything goes under a
+# order): proxy speed random outage qemu deadline.  Everything goes under a
 # prefix of its own (URL/fault-RANDOM) and is deleted at the end.
 #
+#   proxy     the proxy's own tests against a fake upstream (test-s3proxy.py)
 #   speed     4 MiB PUTs and GETs with curl, direct and through the proxy
 #   random    lsvd-crash writes with 500/503/resets/stalls/latency on PUT
 #             and GET (and LIST/HEAD at open), killed -9; verified with the
@@ -40,7 +41,7 @@ PY=/usr/bin/python3
 base_conf=${1:-${LSVD_TEST_S3_CONF:-}}
 [ $# -gt 0 ] && shift
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(speed random outage qemu deadline)
+[ ${#cases[@]} -gt 0 ] || cases=(proxy speed random outage qemu deadline)
 own_rgw=
 if [ -z "$base_conf" ]; then
     own_rgw=$top/build/rgw-fault-test
@@ -157,6 +158,14 @@ crash_verify() {
 # requests the writer saw fail (C/FC lines with ret != 0)
 crash_errors() {
     awk '($1 == "C" || $1 == "FC") && $3 != 0 { n++ } END { print n + 0 }' "$T/$1.log"
+}
+
+# ---- proxy: its own tests (no S3)
+case_proxy() {
+    echo "== proxy: test-s3proxy.py against a fake upstream"
+    "$PY" "$top/tests/fault/test-s3proxy.py" >"$T/proxy-test.log" 2>&1 ||
+        { cat "$T/proxy-test.log"; fail "test-s3proxy.py"; }
+    echo "  $(grep -c '^ok' "$T/proxy-test.log") checks passed"
 }
 
 # ---- speed: the proxy must not be the bottleneck.  4 MiB objects: RGW
