@@ -128,6 +128,10 @@ cleanup_fault() {
     fi
 }
 trap cleanup_fault EXIT
+# killed (a check's timeout, ^C): still stop what we started and delete
+# what we stored
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # stat NAME KEY: a counter from the volume's stats file
 vstat() {
