@@ -87,6 +87,7 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <libnbd.h>
 
 #include "lsvd.h"
 
@@ -283,7 +284,7 @@ static bool stamp_fill_ok(uint64_t seed, uint64_t id, uint64_t lba,
 
 /* ---- run: the writer ---------------------------------------------------- */
 
-enum op_type { OP_WRITE, OP_ZERO, OP_FLUSH };
+enum op_type { OP_WRITE, OP_ZERO, OP_TRIM, OP_FLUSH };
 
 struct op {
     enum op_type type;
@@ -300,6 +301,7 @@ struct gen {
     int flush_in;           /* requests until the next flush */
     int phase;              /* 0 mixed, 1 tiny writes, 2 large writes */
     int phase_left;
+    bool trims;             /* half the zeroing requests are discards */
 };
 
 /*
@@ -328,7 +330,8 @@ static void gen_next(struct gen *g, struct op *op)
         g->phase_left = 50 + rnd(&g->rng, 250);
     }
     if (rnd(&g->rng, 10) == 0) {
-        op->type = OP_ZERO;
+        /* (the library has no discard: its stream stays as it was) */
+        op->type = g->trims && rnd(&g->rng, 2) ? OP_TRIM : OP_ZERO;
         op->sectors = rnd_log(&g->rng, MIN_ZERO_SECTORS, MAX_ZERO_SECTORS);
     } else {
         op->type = OP_WRITE;
@@ -348,13 +351,15 @@ static void gen_next(struct gen *g, struct op *op)
 struct slot {
     struct runner *rn;
     bool busy;
+    int err;                    /* NBD: failed with this errno, not logged */
     struct op op;
     struct iovec iov;
     uint8_t *buf;
 };
 
 struct runner {
-    struct lsvd_volume *vol;
+    struct lsvd_volume *vol;    /* the library transport, or */
+    struct nbd_handle *nbd;     /* the NBD transport */
     uint64_t seed;
     int log_fd;
 
@@ -362,6 +367,7 @@ struct runner {
     pthread_cond_t cond;        /* a slot was freed */
     struct slot slots[MAX_INFLIGHT];
     int inflight;
+    int depth;                  /* requests in flight at most */
 };
 
 /* Append one line to the log.  Called with rn->lock held. */
@@ -386,13 +392,11 @@ static void log_line(struct runner *rn, const char *fmt, ...)
     }
 }
 
-/* Runs on the library's thread. */
-static void run_done(void *arg, int ret)
+/* Log the completion of @s and free its slot.  Called with rn->lock held. */
+static void slot_done(struct slot *s, int ret)
 {
-    struct slot *s = arg;
     struct runner *rn = s->rn;
 
-    pthread_mutex_lock(&rn->lock);
     if (s->op.type == OP_FLUSH) {
         log_line(rn, "FC %" PRIu64 " %d\n", s->op.id, ret);
     } else {
@@ -403,9 +407,19 @@ static void run_done(void *arg, int ret)
                 s->op.id, strerror(-ret));
     }
     s->busy = false;
+    s->err = 0;
     rn->inflight--;
     pthread_cond_broadcast(&rn->cond);
-    pthread_mutex_unlock(&rn->lock);
+}
+
+/* Runs on the library's thread. */
+static void run_done(void *arg, int ret)
+{
+    struct slot *s = arg;
+
+    pthread_mutex_lock(&s->rn->lock);
+    slot_done(s, ret);
+    pthread_mutex_unlock(&s->rn->lock);
 }
 
 static bool overlaps(const struct op *a, const struct op *b)
@@ -415,42 +429,220 @@ static bool overlaps(const struct op *a, const struct op *b)
 }
 
 /*
- * Wait for a free slot and for every in-flight request that overlaps @op
- * to complete, then take the slot and log the submission.
+ * A free slot for @op, if one is free and no request in flight overlaps
+ * @op; else NULL.  Called with rn->lock held.
  */
-static struct slot *run_acquire(struct runner *rn, const struct op *op)
+static struct slot *slot_find(struct runner *rn, const struct op *op)
 {
-    struct slot *free_slot;
+    struct slot *free_slot = NULL;
 
-    pthread_mutex_lock(&rn->lock);
-    for (;;) {
-        bool clash = false;
-
-        free_slot = NULL;
-        for (int i = 0; i < MAX_INFLIGHT; i++) {
-            struct slot *s = &rn->slots[i];
-            if (!s->busy) {
-                free_slot = free_slot ? free_slot : s;
-            } else if (overlaps(&s->op, op)) {
-                clash = true;
-            }
-        }
-        if (free_slot && !clash) {
-            break;
-        }
-        pthread_cond_wait(&rn->cond, &rn->lock);
+    if (rn->inflight >= rn->depth) {
+        return NULL;
     }
-    free_slot->busy = true;
-    free_slot->op = *op;
+    for (int i = 0; i < MAX_INFLIGHT; i++) {
+        struct slot *s = &rn->slots[i];
+        if (!s->busy) {
+            free_slot = free_slot ? free_slot : s;
+        } else if (overlaps(&s->op, op)) {
+            return NULL;
+        }
+    }
+    return free_slot;
+}
+
+/* Take slot @s for @op and log the submission.  Called with rn->lock held. */
+static void slot_take(struct runner *rn, struct slot *s, const struct op *op)
+{
+    static const char type[] = { [OP_WRITE] = 'W', [OP_ZERO] = 'Z',
+                                 [OP_TRIM] = 'D' };
+
+    s->busy = true;
+    s->op = *op;
     rn->inflight++;
     if (op->type == OP_FLUSH) {
         log_line(rn, "FS %" PRIu64 "\n", op->id);
     } else {
         log_line(rn, "S %" PRIu64 " %c %" PRIu64 " %" PRIu64 "\n", op->id,
-                 op->type == OP_WRITE ? 'W' : 'Z', op->lba, op->sectors);
+                 type[op->type], op->lba, op->sectors);
     }
+}
+
+/*
+ * Library transport: wait for a free slot and for every in-flight request
+ * that overlaps @op to complete, then take the slot and log the
+ * submission.
+ */
+static struct slot *run_acquire(struct runner *rn, const struct op *op)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&rn->lock);
+    while (!(s = slot_find(rn, op))) {
+        pthread_cond_wait(&rn->cond, &rn->lock);
+    }
+    slot_take(rn, s, op);
     pthread_mutex_unlock(&rn->lock);
-    return free_slot;
+    return s;
+}
+
+static void run_fill(struct runner *rn, struct slot *s)
+{
+    for (uint64_t i = 0; i < s->op.sectors; i++) {
+        stamp_fill(rn->seed, s->op.id, s->op.lba + i, s->buf + i * SECTOR);
+    }
+}
+
+/* The library transport: submit @s's request. */
+static void lib_submit(struct runner *rn, struct slot *s)
+{
+    const struct op *op = &s->op;
+    int ret;
+
+    switch (op->type) {
+    case OP_WRITE:
+        run_fill(rn, s);
+        s->iov = (struct iovec){ s->buf, op->sectors * SECTOR };
+        ret = lsvd_aio_write(rn->vol, op->lba * SECTOR, &s->iov, 1,
+                             run_done, s);
+        break;
+    case OP_ZERO:
+        ret = lsvd_aio_write_zeroes(rn->vol, op->lba * SECTOR,
+                                    op->sectors * SECTOR, run_done, s);
+        break;
+    case OP_FLUSH:
+        ret = lsvd_aio_flush(rn->vol, run_done, s);
+        break;
+    default:
+        die("request type %d on the library transport", op->type);
+    }
+    if (ret < 0) {
+        /* refused at once: the callback will not run */
+        run_done(s, ret);
+    }
+}
+
+/* ---- the NBD transport ---------------------------------------------------- */
+
+/*
+ * `run --nbd` and `verify --nbd` talk to an NBD export (qemu-storage-
+ * daemon's, normally) through libnbd on one thread: requests go out with
+ * nbd_aio_*, and their completion callbacks run inside nbd_poll().
+ *
+ * When the server dies (the loop kills it with SIGKILL), libnbd fails the
+ * requests in flight.  Those did not complete: the server may or may not
+ * have done them, and the log must not claim either, so a failed request
+ * is only logged (as failed) once the connection is known to be alive;
+ * on a dead connection the writer exits with status 3 at once.
+ */
+#define EXIT_CONN_LOST 3
+
+static struct nbd_handle *nbd_open(const char *sock, const char *export)
+{
+    struct nbd_handle *nbd = nbd_create();
+
+    if (!nbd || nbd_set_export_name(nbd, export) < 0 ||
+        nbd_connect_unix(nbd, sock) < 0) {
+        die("cannot connect to export '%s' on %s: %s", export, sock,
+            nbd_get_error());
+    }
+    return nbd;
+}
+
+static bool nbd_lost(struct nbd_handle *nbd)
+{
+    return nbd_aio_is_dead(nbd) > 0 || nbd_aio_is_closed(nbd) > 0;
+}
+
+static void nbd_exit_if_lost(struct runner *rn)
+{
+    if (nbd_lost(rn->nbd)) {
+        fprintf(stderr, "%s: the connection is lost (%s): %d requests in "
+                "flight, not logged\n", prog, nbd_get_error() ?: "no error",
+                rn->inflight);
+        _exit(EXIT_CONN_LOST);
+    }
+}
+
+/* Runs inside nbd_poll() or an nbd_aio_* call, on the main thread. */
+static int nbd_done(void *arg, int *error)
+{
+    struct slot *s = arg;
+
+    if (*error) {
+        /* maybe the connection died: see nbd_settle() */
+        s->err = *error;
+    } else {
+        slot_done(s, 0);
+    }
+    return 1;
+}
+
+/* Log the requests that failed while the connection stayed up. */
+static void nbd_settle(struct runner *rn)
+{
+    nbd_exit_if_lost(rn);
+    for (int i = 0; i < MAX_INFLIGHT; i++) {
+        struct slot *s = &rn->slots[i];
+        if (s->busy && s->err) {
+            slot_done(s, -s->err);
+        }
+    }
+}
+
+static void nbd_wait(struct runner *rn)
+{
+    if (nbd_poll(rn->nbd, -1) < 0) {
+        nbd_exit_if_lost(rn);
+        die("nbd_poll: %s", nbd_get_error());
+    }
+    nbd_settle(rn);
+}
+
+static void nbd_submit(struct runner *rn, struct slot *s)
+{
+    const struct op *op = &s->op;
+    nbd_completion_callback cb = { .callback = nbd_done, .user_data = s };
+    int64_t ret;
+
+    switch (op->type) {
+    case OP_WRITE:
+        run_fill(rn, s);
+        ret = nbd_aio_pwrite(rn->nbd, s->buf, op->sectors * SECTOR,
+                             op->lba * SECTOR, cb, 0);
+        break;
+    case OP_ZERO:
+        ret = nbd_aio_zero(rn->nbd, op->sectors * SECTOR, op->lba * SECTOR,
+                           cb, 0);
+        break;
+    case OP_TRIM:
+        ret = nbd_aio_trim(rn->nbd, op->sectors * SECTOR, op->lba * SECTOR,
+                           cb, 0);
+        break;
+    default:
+        ret = nbd_aio_flush(rn->nbd, cb, 0);
+        break;
+    }
+    if (ret < 0) {
+        /* refused at once: the callback will not run */
+        nbd_exit_if_lost(rn);
+        s->err = nbd_get_errno() ? nbd_get_errno() : EIO;
+    }
+    nbd_settle(rn);
+}
+
+static void nbd_check_export(struct nbd_handle *nbd, bool writer)
+{
+    if (nbd_get_size(nbd) <= 0 || nbd_get_size(nbd) % SECTOR) {
+        die("the export's size %" PRId64 " is not a positive multiple of "
+            "%d", nbd_get_size(nbd), SECTOR);
+    }
+    if (writer && (nbd_is_read_only(nbd) != 0 || nbd_can_flush(nbd) != 1 ||
+                   nbd_can_trim(nbd) != 1 || nbd_can_zero(nbd) != 1)) {
+        die("the export must be writable and take flush, trim and "
+            "write-zeroes (read-only %d, flush %d, trim %d, zero %d)",
+            nbd_is_read_only(nbd), nbd_can_flush(nbd), nbd_can_trim(nbd),
+            nbd_can_zero(nbd));
+    }
 }
 
 static int cmd_run(int argc, char **argv)
@@ -459,12 +651,15 @@ static int cmd_run(int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "log", required_argument, NULL, 'l' },
         { "first-id", required_argument, NULL, 'i' },
+        { "nbd", required_argument, NULL, 'n' },
+        { "export", required_argument, NULL, 'e' },
+        { "depth", required_argument, NULL, 'd' },
         { NULL, 0, NULL, 0 },
     };
-    struct runner rn = { .log_fd = -1 };
+    struct runner rn = { .log_fd = -1, .depth = MAX_INFLIGHT };
     struct gen g = { 0 };
-    const char *log_path = NULL;
-    uint64_t seed = 0, first_id = 1;
+    const char *log_path = NULL, *sock = NULL, *export = "v";
+    uint64_t seed = 0, first_id = 1, size;
     int c;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -478,12 +673,23 @@ static int cmd_run(int argc, char **argv)
         case 'i':
             first_id = strtoull(optarg, NULL, 0);
             break;
+        case 'n':
+            sock = optarg;
+            break;
+        case 'e':
+            export = optarg;
+            break;
+        case 'd':
+            rn.depth = atoi(optarg);
+            break;
         default:
             return 2;
         }
     }
-    if (!log_path || optind != argc - 1 || first_id == 0) {
-        die("usage: run --seed S --log FILE [--first-id N] VOLUME");
+    if (!log_path || optind != argc - (sock ? 0 : 1) || first_id == 0 ||
+        rn.depth < 1 || rn.depth > MAX_INFLIGHT) {
+        die("usage: run --seed S --log FILE [--first-id N] [--depth 1..%d] "
+            "VOLUME | --nbd SOCKET [--export NAME]", MAX_INFLIGHT);
     }
     lsvd_set_log_handler(log_to_stderr, "run");
     /* appended to: a log holds the runs since the volume was created */
@@ -492,7 +698,14 @@ static int cmd_run(int argc, char **argv)
     if (rn.log_fd < 0) {
         die("cannot open %s: %s", log_path, strerror(errno));
     }
-    rn.vol = open_volume(argv[optind], 0);
+    if (sock) {
+        rn.nbd = nbd_open(sock, export);
+        nbd_check_export(rn.nbd, true);
+        size = nbd_get_size(rn.nbd);
+    } else {
+        rn.vol = open_volume(argv[optind], 0);
+        size = lsvd_size(rn.vol);
+    }
     rn.seed = seed;
     pthread_mutex_init(&rn.lock, NULL);
     pthread_cond_init(&rn.cond, NULL);
@@ -505,42 +718,31 @@ static int cmd_run(int argc, char **argv)
     }
 
     g.rng = seed;
-    g.vol_sectors = lsvd_size(rn.vol) / SECTOR;
+    g.vol_sectors = size / SECTOR;
     g.next_id = first_id;
     g.flush_in = 20;
+    g.trims = sock != NULL;
     pthread_mutex_lock(&rn.lock);
-    log_line(&rn, "H seed %" PRIu64 " size %" PRIu64 "\n", seed,
-             lsvd_size(rn.vol));
+    log_line(&rn, "H seed %" PRIu64 " size %" PRIu64 "\n", seed, size);
     pthread_mutex_unlock(&rn.lock);
 
     for (;;) {
         struct op op;
         struct slot *s;
-        int ret;
 
         gen_next(&g, &op);
-        s = run_acquire(&rn, &op);
-        switch (op.type) {
-        case OP_WRITE:
-            for (uint64_t i = 0; i < op.sectors; i++) {
-                stamp_fill(seed, op.id, op.lba + i, s->buf + i * SECTOR);
-            }
-            s->iov = (struct iovec){ s->buf, op.sectors * SECTOR };
-            ret = lsvd_aio_write(rn.vol, op.lba * SECTOR, &s->iov, 1,
-                                 run_done, s);
-            break;
-        case OP_ZERO:
-            ret = lsvd_aio_write_zeroes(rn.vol, op.lba * SECTOR,
-                                        op.sectors * SECTOR, run_done, s);
-            break;
-        default:
-            ret = lsvd_aio_flush(rn.vol, run_done, s);
-            break;
+        if (rn.vol) {
+            lib_submit(&rn, run_acquire(&rn, &op));
+            continue;
         }
-        if (ret < 0) {
-            /* refused at once: the callback will not run */
-            run_done(s, ret);
+        /* one thread: the lock is only taken for log_line()'s sake */
+        pthread_mutex_lock(&rn.lock);
+        while (!(s = slot_find(&rn, &op))) {
+            nbd_wait(&rn);
         }
+        slot_take(&rn, s, &op);
+        nbd_submit(&rn, s);
+        pthread_mutex_unlock(&rn.lock);
     }
 }
 
@@ -551,8 +753,10 @@ static int cmd_run(int argc, char **argv)
 struct wrec {                   /* one S line */
     uint64_t id;
     uint32_t run;               /* 1 for the first H line's run, ... */
-    bool zero;
+    bool zero;                  /* write-zeroes or discard: reads as zeros */
+    bool discard;
     uint64_t lba, sectors;
+    uint64_t s_line;            /* line of its S */
     uint64_t c_line;            /* line of its C, or NO_LINE */
     int ret;
 };
@@ -618,13 +822,14 @@ static void history_add_run(struct history *h, uint64_t seed, uint64_t size)
     h->size = size;
 }
 
-static void history_add_write(struct history *h, uint64_t id, bool zero,
-                              uint64_t lba, uint64_t sectors)
+static void history_add_write(struct history *h, uint64_t id, char type,
+                              uint64_t lba, uint64_t sectors, uint64_t line)
 {
     h->w = grow(h->w, &h->capw, h->nw, sizeof(*h->w));
     h->w[h->nw++] = (struct wrec){
-        .id = id, .run = h->runs, .zero = zero, .lba = lba,
-        .sectors = sectors, .c_line = NO_LINE,
+        .id = id, .run = h->runs, .zero = type != 'W',
+        .discard = type == 'D', .lba = lba, .sectors = sectors,
+        .s_line = line, .c_line = NO_LINE,
     };
     h->max_id = MAX(h->max_id, id);
 }
@@ -710,8 +915,9 @@ static void history_load(const char *path, uint32_t base_runs,
             history_add_run(h, seed, size);
         } else if (sscanf(line, "S %" SCNu64 " %c %" SCNu64 " %" SCNu64,
                           &id, &type, &lba, &sectors) == 4 &&
-                   (type == 'W' || type == 'Z') && id > 0 && h->runs) {
-            history_add_write(h, id, type == 'Z', lba, sectors);
+                   (type == 'W' || type == 'Z' || type == 'D') && id > 0 &&
+                   h->runs) {
+            history_add_write(h, id, type, lba, sectors, lineno);
         } else if (sscanf(line, "FS %" SCNu64, &id) == 1 && id > 0 &&
                    h->runs) {
             history_add_flush(h, id, lineno);
@@ -805,12 +1011,36 @@ static void image_set(struct image *im, const struct history *h,
     im->val[lba] = k == SK_ZERO ? V_ZERO : k == SK_STAMP ? wi : V_BAD;
 }
 
-static void image_read(struct lsvd_volume *vol, const struct history *h,
+/* Where verify reads: a volume through the library, or an NBD export. */
+struct source {
+    struct lsvd_volume *vol;
+    struct nbd_handle *nbd;
+    uint64_t size;
+};
+
+static void source_read(const struct source *src, uint64_t off, void *buf,
+                        size_t len)
+{
+    int ret;
+
+    if (src->vol) {
+        ret = lsvd_read(src->vol, off, buf, len);
+        if (ret < 0) {
+            die("read of %zu bytes at %" PRIu64 " failed: %s", len, off,
+                strerror(-ret));
+        }
+    } else if (nbd_pread(src->nbd, buf, len, off, 0) < 0) {
+        die("NBD read of %zu bytes at %" PRIu64 " failed: %s", len, off,
+            nbd_get_error());
+    }
+}
+
+static void image_read(const struct source *src, const struct history *h,
                        struct image *im)
 {
     const size_t chunk = 4 << 20;
     uint8_t *buf = malloc(chunk);
-    uint64_t size = lsvd_size(vol);
+    uint64_t size = src->size;
 
     if (!buf) {
         die("out of memory");
@@ -818,12 +1048,8 @@ static void image_read(struct lsvd_volume *vol, const struct history *h,
     image_alloc(im, size / SECTOR);
     for (uint64_t off = 0; off < size; off += chunk) {
         size_t len = MIN(chunk, size - off);
-        int ret = lsvd_read(vol, off, buf, len);
 
-        if (ret < 0) {
-            die("read of %zu bytes at %" PRIu64 " failed: %s", len, off,
-                strerror(-ret));
-        }
+        source_read(src, off, buf, len);
         for (size_t i = 0; i < len / SECTOR; i++) {
             image_set(im, h, off / SECTOR + i, buf + i * SECTOR);
         }
@@ -922,7 +1148,8 @@ static void describe_write(const struct history *h, int64_t wi, char *out,
     }
     w = &h->w[wi];
     snprintf(out, len, "write #%" PRId64 " (id %" PRIu64 ", %c lba %" PRIu64
-             "+%" PRIu64 ", %s%s)", wi + 1, w->id, w->zero ? 'Z' : 'W',
+             "+%" PRIu64 ", %s%s)", wi + 1, w->id,
+             w->discard ? 'D' : w->zero ? 'Z' : 'W',
              w->lba, w->sectors,
              w->c_line == NO_LINE ? "not acknowledged" :
              w->ret ? "failed" : "acknowledged",
@@ -1163,6 +1390,232 @@ static uint64_t check_b(const struct history *h, const int64_t *base,
     return bad;
 }
 
+/*
+ * Mode b through NBD: the weaker rule of concurrent requests.
+ *
+ * QEMU (the NBD server, the block layer) may pass concurrent requests to
+ * lsvd in another order than the client submitted them, so the journal
+ * order, of which lsvd keeps a prefix when the cache is lost, is some
+ * order consistent with "happens-before": w1 -> w2 if w1 completed (its C
+ * line) before w2 was submitted (its S line).  What the volume may hold is
+ * then apply(V) for a set V of requests closed downward under ->.  Every
+ * such V is, for some cut T (a point in the log), the requests completed
+ * before T plus any subset of those in flight at T (submitted before T,
+ * not completed before it); those in flight at one moment never overlap
+ * (the writer waits for overlapping requests), so the requests covering
+ * one sector are totally ordered by ->, and apply(V) gives each sector the
+ * value of the newest request of V covering it (the base if none; zeros
+ * for a write-zeroes or a discard).  The rule checked:
+ *
+ *   there is a cut T such that for every sector s, with a the newest
+ *   request covering s that completed before T (or the base) and b the
+ *   next one covering s (if any):
+ *     - b was submitted after T: s holds a's value;
+ *     - b was in flight at T: s holds a's value or b's, where b is a
+ *       write, b's value if b's stamp appears anywhere in the volume
+ *       (then b is in V) and a's if it appears nowhere (then it is not;
+ *       a write is atomic: visible in all its sectors or in none).
+ *   A write-zeroes or discard in flight at T may have zeroed s or not, per
+ *   sector (zeros in one of its sectors do not prove it reached lsvd).
+ *
+ * In the terms of visible writes: the set V (stamps seen, closed downward)
+ * must hold every sector at the value of its newest V request, and zeros
+ * from a zeroing request outside V are accepted at a sector only if that
+ * request does not happen before the newest V write there (then the
+ * write would have covered them), i.e. only if it was concurrent with or
+ * after everything V holds there.  Without concurrency (depth 1) this is
+ * check_b()'s prefix rule.
+ *
+ * Cuts are numbered q = 0..n: q = 0 before any request of the run, q =
+ * p + 1 right after the S line of the run's write p (cuts between other
+ * lines allow nothing more).  Each sector adds one over the q ranges at
+ * which it is consistent (disjoint per sector), so a cut is valid iff the
+ * count is the number of sectors.
+ */
+struct hb {
+    const struct history *h;
+    const int64_t *base;
+    const struct image *im;
+    size_t first, n;
+    uint64_t *ps, *pc;          /* cut of a write's submission, completion */
+    bool *vis;                  /* the write's stamp appears somewhere */
+    int64_t *diff;              /* count[q] - count[q - 1] */
+    uint64_t target;            /* with ok != NULL: which sectors allow q */
+    bool *ok;
+};
+
+/* Add the cuts [lo, hi) to sector @s's consistent ones. */
+static void hb_add(struct hb *c, uint64_t s, uint64_t lo, uint64_t hi)
+{
+    if (lo >= hi) {
+        return;
+    }
+    if (c->ok) {
+        c->ok[s] |= c->target >= lo && c->target < hi;
+    } else {
+        c->diff[lo]++;
+        c->diff[hi]--;
+    }
+}
+
+/* The value of new write @p (-1: none, the base value @b). */
+static int64_t hb_value(const struct hb *c, int64_t p, int64_t b)
+{
+    if (p < 0) {
+        return b;
+    }
+    return c->h->w[c->first + p].zero ? V_ZERO : (int64_t)(c->first + p);
+}
+
+/*
+ * Sector @s between @a, the newest request covering it that completed
+ * before the cut (-1: the base) and @b, the next one (-1: none).
+ */
+static void hb_sector(struct hb *c, uint64_t s, int64_t a, int64_t b)
+{
+    int64_t v = c->im->val[s];
+    bool is_a = v == hb_value(c, a, c->base[s]);
+    uint64_t lo = a < 0 ? 0 : c->pc[a];
+    uint64_t mid = b < 0 ? c->n + 1 : c->ps[b];
+    uint64_t hi = b < 0 ? c->n + 1 : c->pc[b];
+    bool b_seen;
+
+    if (is_a) {
+        hb_add(c, s, lo, mid);              /* b not submitted yet */
+    }
+    if (b < 0) {
+        return;
+    }
+    b_seen = !c->h->w[c->first + b].zero && c->vis[b];
+    if ((is_a && !b_seen) || v == hb_value(c, b, c->base[s])) {
+        hb_add(c, s, mid, hi);              /* b in flight */
+    }
+}
+
+/* Every sector's consistent cuts, into c->diff or c->ok. */
+static void hb_walk(struct hb *c, int64_t *last)
+{
+    const struct image *im = c->im;
+
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        last[s] = -1;
+    }
+    for (size_t p = 0; p < c->n; p++) {
+        const struct wrec *w = &c->h->w[c->first + p];
+        for (uint64_t s = w->lba; s < w->lba + w->sectors &&
+             s < im->sectors; s++) {
+            hb_sector(c, s, last[s], p);
+            last[s] = p;
+        }
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        hb_sector(c, s, last[s], -1);
+    }
+}
+
+/* The first cut after log line @line (n + 1 for NO_LINE): S lines ascend. */
+static uint64_t hb_cut_after(const struct hb *c, uint64_t line)
+{
+    size_t lo = 0, hi = c->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->h->w[c->first + mid].s_line < line) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo + 1;
+}
+
+static uint64_t check_hb(const struct history *h, const int64_t *base,
+                         const struct image *im, char *verdict, size_t vlen)
+{
+    struct hb c = { .h = h, .base = base, .im = im, .first = h->first_new,
+                    .n = h->nw - h->first_new };
+    int64_t *last = malloc(im->sectors * sizeof(int64_t));
+    uint64_t acked = 0, best_q = 0, qmin = UINT64_MAX, qmax = 0, bad = 0;
+    uint64_t unseen = 0;
+    int64_t best = -1, run = 0;
+
+    c.ps = malloc((c.n + 1) * sizeof(uint64_t));
+    c.pc = malloc((c.n + 1) * sizeof(uint64_t));
+    c.vis = calloc(c.n + 1, sizeof(bool));
+    c.diff = calloc(c.n + 2, sizeof(int64_t));
+    if (!last || !c.ps || !c.pc || !c.vis || !c.diff) {
+        die("out of memory");
+    }
+    /* cut p + 1 is right after the S line of write p */
+    for (size_t p = 0; p < c.n; p++) {
+        const struct wrec *w = &h->w[c.first + p];
+
+        c.ps[p] = p + 1;
+        c.pc[p] = hb_cut_after(&c, w->c_line);
+        acked += w->c_line != NO_LINE && w->ret == 0;
+    }
+    for (uint64_t s = 0; s < im->sectors; s++) {
+        if (im->val[s] >= (int64_t)c.first) {
+            c.vis[im->val[s] - c.first] = true;
+        }
+    }
+    hb_walk(&c, last);
+    for (size_t q = 0; q <= c.n; q++) {
+        run += c.diff[q];
+        if (run > best) {
+            best = run;
+            best_q = q;
+        }
+        if ((uint64_t)run == im->sectors) {
+            qmin = MIN(qmin, q);
+            qmax = q;
+        }
+    }
+
+    if (qmin != UINT64_MAX) {
+        for (size_t p = 0; p < c.n; p++) {
+            const struct wrec *w = &h->w[c.first + p];
+            unseen += w->c_line != NO_LINE && w->ret == 0 && !w->zero &&
+                      !c.vis[p] && p < qmax;
+        }
+        snprintf(verdict, vlen, "cut q=%" PRIu64 "..%" PRIu64 " of %zu "
+                 "requests (%" PRIu64 " acked; %" PRIu64 " acked writes "
+                 "before the cut not visible, overwritten or concurrent)",
+                 qmin, qmax, c.n, acked, unseen);
+    } else {
+        /* show where the closest cut differs */
+        c.ok = calloc(im->sectors, sizeof(bool));
+        if (!c.ok) {
+            die("out of memory");
+        }
+        c.target = best_q;
+        hb_walk(&c, last);
+        for (uint64_t s = 0; s < im->sectors; s++) {
+            if (c.ok[s]) {
+                continue;
+            }
+            if (bad < max_reported) {
+                char got[192];
+                describe_sector(h, im, s, got, sizeof(got));
+                printf("  sector %" PRIu64 ": holds %s; not allowed at cut "
+                       "q=%" PRIu64 "\n", s, got, best_q);
+            }
+            bad++;
+        }
+        free(c.ok);
+        snprintf(verdict, vlen, "no cut of the %zu requests (%" PRIu64
+                 " acked) matches; the closest, q=%" PRIu64 ", differs in %"
+                 PRIu64 " sectors", c.n, acked, best_q, bad);
+        bad = MAX(bad, 1);
+    }
+    free(c.ps);
+    free(c.pc);
+    free(c.vis);
+    free(c.diff);
+    free(last);
+    return bad;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1171,12 +1624,16 @@ static int cmd_verify(int argc, char **argv)
         { "rdonly", no_argument, NULL, 'r' },
         { "base", required_argument, NULL, 'b' },
         { "save-base", required_argument, NULL, 'B' },
+        { "nbd", required_argument, NULL, 'n' },
+        { "export", required_argument, NULL, 'e' },
+        { "order", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
     };
     struct history h;
     struct image im = { 0 };
-    struct lsvd_volume *vol;
+    struct source src = { 0 };
     const char *log_path = NULL, *base_path = NULL, *save_path = NULL;
+    const char *sock = NULL, *export = "v", *order = NULL;
     int64_t *base;
     char verdict[512];
     char mode = 0;
@@ -1201,13 +1658,27 @@ static int cmd_verify(int argc, char **argv)
         case 'B':
             save_path = optarg;
             break;
+        case 'n':
+            sock = optarg;
+            break;
+        case 'e':
+            export = optarg;
+            break;
+        case 'o':
+            order = optarg;
+            break;
         default:
             return 2;
         }
     }
-    if (!log_path || optind != argc - 1 || (mode != 'a' && mode != 'b')) {
-        die("usage: verify --mode a|b --log FILE [--rdonly] [--base FILE] "
-            "[--save-base FILE] VOLUME");
+    /* through NBD, QEMU may reorder concurrent requests: see check_hb() */
+    order = order ? order : sock ? "hb" : "prefix";
+    if (!log_path || optind != argc - (sock ? 0 : 1) ||
+        (mode != 'a' && mode != 'b') ||
+        (strcmp(order, "hb") && strcmp(order, "prefix"))) {
+        die("usage: verify --mode a|b --log FILE [--base FILE] "
+            "[--save-base FILE] [--order prefix|hb] "
+            "{[--rdonly] VOLUME | --nbd SOCKET [--export NAME]}");
     }
     lsvd_set_log_handler(log_to_stderr, "verify");
     history_load(log_path, base_path ? base_runs(base_path) : 0, &h);
@@ -1216,15 +1687,30 @@ static int cmd_verify(int argc, char **argv)
             log_path, h.runs - h.base_runs);
     }
 
-    vol = open_volume(argv[optind], flags);
-    if (h.size && lsvd_size(vol) != h.size) {
-        die("the volume has %" PRIu64 " bytes, the log says %" PRIu64,
-            lsvd_size(vol), h.size);
+    if (sock) {
+        src.nbd = nbd_open(sock, export);
+        nbd_check_export(src.nbd, false);
+        src.size = nbd_get_size(src.nbd);
+    } else {
+        src.vol = open_volume(argv[optind], flags);
+        src.size = lsvd_size(src.vol);
     }
-    image_read(vol, &h, &im);
-    ret = lsvd_close(vol);
-    if (ret < 0) {
-        die("closing the volume failed: %s", strerror(-ret));
+    if (h.size && src.size != h.size) {
+        die("the volume has %" PRIu64 " bytes, the log says %" PRIu64,
+            src.size, h.size);
+    }
+    image_read(&src, &h, &im);
+    if (src.vol) {
+        ret = lsvd_close(src.vol);
+        if (ret < 0) {
+            die("closing the volume failed: %s", strerror(-ret));
+        }
+    } else {
+        /* a clean disconnect: an abrupt one is not what is tested here */
+        if (nbd_shutdown(src.nbd, 0) < 0) {
+            die("NBD disconnect failed: %s", nbd_get_error());
+        }
+        nbd_close(src.nbd);
     }
 
     base = malloc(im.sectors * sizeof(int64_t));
@@ -1239,6 +1725,8 @@ static int cmd_verify(int argc, char **argv)
         }
     }
     bad = mode == 'a' ? check_a(&h, base, &im, verdict, sizeof(verdict)) :
+          !strcmp(order, "hb") ?
+                        check_hb(&h, base, &im, verdict, sizeof(verdict)) :
                         check_b(&h, base, &im, verdict, sizeof(verdict));
     if (h.errors || h.bad_lines) {
         printf("  the run saw %" PRIu64 " failed requests and the log has %"
@@ -1268,7 +1756,7 @@ static void st_s(struct st_ctx *t, uint64_t id, bool zero, uint64_t lba,
                  uint64_t n)
 {
     t->line++;
-    history_add_write(&t->h, id, zero, lba, n);
+    history_add_write(&t->h, id, zero ? 'Z' : 'W', lba, n, t->line);
 }
 
 static void st_c(struct st_ctx *t, uint64_t id)
