@@ -1536,7 +1536,7 @@ static uint64_t check_hb(const struct history *h, const int64_t *base,
                     .n = h->nw - h->first_new };
     int64_t *last = malloc(im->sectors * sizeof(int64_t));
     uint64_t acked = 0, best_q = 0, qmin = UINT64_MAX, qmax = 0, bad = 0;
-    uint64_t unseen = 0;
+    uint64_t unseen = 0, cuts = 0;
     int64_t best = -1, run = 0;
 
     c.ps = malloc((c.n + 1) * sizeof(uint64_t));
@@ -1569,6 +1569,7 @@ static uint64_t check_hb(const struct history *h, const int64_t *base,
         if ((uint64_t)run == im->sectors) {
             qmin = MIN(qmin, q);
             qmax = q;
+            cuts++;
         }
     }
 
@@ -1578,10 +1579,11 @@ static uint64_t check_hb(const struct history *h, const int64_t *base,
             unseen += w->c_line != NO_LINE && w->ret == 0 && !w->zero &&
                       !c.vis[p] && p < qmax;
         }
-        snprintf(verdict, vlen, "cut q=%" PRIu64 "..%" PRIu64 " of %zu "
-                 "requests (%" PRIu64 " acked; %" PRIu64 " acked writes "
-                 "before the cut not visible, overwritten or concurrent)",
-                 qmin, qmax, c.n, acked, unseen);
+        snprintf(verdict, vlen, "cut q=%" PRIu64 "..%" PRIu64 " (%" PRIu64
+                 " valid) of %zu requests (%" PRIu64 " acked; %" PRIu64
+                 " acked writes before the last cut not visible: "
+                 "overwritten, or concurrent with it)", qmin, qmax, cuts, c.n,
+                 acked, unseen);
     } else {
         /* show where the closest cut differs */
         c.ok = calloc(im->sectors, sizeof(bool));
@@ -1764,8 +1766,12 @@ static void st_c(struct st_ctx *t, uint64_t id)
     t->h.w[t->h.windex[id]].c_line = ++t->line;
 }
 
+/* st_expect()'s @garbage_at: sector S zeroed instead of made garbage */
+#define ST_ZERO(s) (-2 - (int64_t)(s))
+
 /* Build the image with the writes of run 1 whose ids are in @ids applied
- * in order, then check it in @mode and compare the outcome. */
+ * in order, then check it in @mode (a, b, or h for check_hb) and compare
+ * the outcome. */
 static void st_expect(struct st_ctx *t, const char *what, char mode,
                       const uint64_t *ids, size_t nids, int64_t garbage_at,
                       uint64_t want_bad, const char *want_verdict)
@@ -1790,13 +1796,17 @@ static void st_expect(struct st_ctx *t, const char *what, char mode,
             image_set(&im, &t->h, s, buf);
         }
     }
-    if (garbage_at >= 0) {
+    if (garbage_at <= ST_ZERO(0)) {
+        image_set(&im, &t->h, ST_ZERO(0) - garbage_at,
+                  (uint8_t[SECTOR]){ 0 });
+    } else if (garbage_at >= 0) {
         uint8_t buf[SECTOR];
         stamp_fill(t->h.seeds[1], t->h.w[0].id, garbage_at, buf);
         buf[100] ^= 1;
         image_set(&im, &t->h, garbage_at, buf);
     }
     bad = mode == 'a' ? check_a(&t->h, base, &im, verdict, sizeof(verdict)) :
+          mode == 'h' ? check_hb(&t->h, base, &im, verdict, sizeof(verdict)) :
                         check_b(&t->h, base, &im, verdict, sizeof(verdict));
     if (bad != want_bad ||
         (want_verdict && strncmp(verdict, want_verdict,
@@ -1808,6 +1818,70 @@ static void st_expect(struct st_ctx *t, const char *what, char mode,
         printf("selftest: ok   %s: %s\n", what, verdict);
     }
     image_free(&im);
+}
+
+/*
+ * The happens-before rule (check_hb) on a history with concurrency, as
+ * through NBD; the lines of the log, 16 sectors:
+ *   1 S1 W [0,4)    2 S2 W [8,10)   3 C1   4 C2   5 S3 W [2,6)
+ *   6 S4 Z [8,12)   7 S5 W [12,14)  8 C5   9 C3  10 S6 W [14,16)
+ * (C4 and C6 never came), so 1 -> 3, 2 -> 4, 1 and 2 -> 5 -> 6, 3 -> 6;
+ * 3, 4 and 5 were in flight together.
+ */
+static void selftest_hb(struct st_ctx *t)
+{
+    static const struct { uint64_t id; char type; uint64_t lba, n, s, c; }
+    reqs[] = {
+        { 1, 'W', 0, 4, 1, 3 }, { 2, 'W', 8, 2, 2, 4 },
+        { 3, 'W', 2, 4, 5, 9 }, { 4, 'Z', 8, 4, 6, NO_LINE },
+        { 5, 'W', 12, 2, 7, 8 }, { 6, 'W', 14, 2, 10, NO_LINE },
+    };
+
+    memset(&t->h, 0, sizeof(t->h));
+    history_add_run(&t->h, 77, 16 * SECTOR);
+    for (size_t i = 0; i < G_N_ELEMENTS(reqs); i++) {
+        history_add_write(&t->h, reqs[i].id, reqs[i].type, reqs[i].lba,
+                          reqs[i].n, reqs[i].s);
+    }
+    history_index(&t->h, 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(reqs); i++) {
+        t->h.w[i].c_line = reqs[i].c;
+    }
+
+    st_expect(t, "hb: nothing", 'h', NULL, 0, -1, 0, "cut q=0..2 (3 valid)");
+    st_expect(t, "hb: 1 2 3 5", 'h', (const uint64_t[]){ 1, 2, 3, 5 }, 4,
+              -1, 0, "cut q=5..6 (2 valid)");
+    st_expect(t, "hb: all but 6", 'h',
+              (const uint64_t[]){ 1, 2, 3, 4, 5 }, 5, -1, 0, "cut q=5..6 (2 valid)");
+    st_expect(t, "hb: all", 'h',
+              (const uint64_t[]){ 1, 2, 3, 4, 5, 6 }, 6, -1, 0, "cut q=6..6 (1 valid)");
+    /* at q=3 2 is complete and must show; at 4 and 5 Z4 may hide it */
+    st_expect(t, "hb: 1 without 2", 'h', (const uint64_t[]){ 1 }, 1, -1, 0,
+              "cut q=1..5 (4 valid)");
+    /* 5 without the concurrent 3: a reorder, allowed; no prefix has it */
+    st_expect(t, "hb: 1 2 5, 3 reordered", 'h',
+              (const uint64_t[]){ 1, 2, 5 }, 3, -1, 0, "cut q=5..5 (1 valid)");
+    st_expect(t, "prefix: 1 2 5, 3 reordered", 'b',
+              (const uint64_t[]){ 1, 2, 5 }, 3, -1, 2, "no prefix");
+    /* 2 overwritten by the in-flight Z4: 8..11 zero, 3 visible */
+    st_expect(t, "hb: 1 3, 2 hidden by Z4", 'h',
+              (const uint64_t[]){ 1, 2, 3, 4 }, 4, -1, 0, "cut q=4..5 (2 valid)");
+    /* the in-flight Z4 on a part of its range: accepted per sector */
+    st_expect(t, "hb: 1 2 3 5, Z4 in part", 'h',
+              (const uint64_t[]){ 1, 2, 3, 5 }, 4, ST_ZERO(8), 0,
+              "cut q=5..6 (2 valid)");
+    /* 5 without 1, which completed before 5 was submitted */
+    st_expect(t, "hb: 5 without 1", 'h', (const uint64_t[]){ 2, 5 }, 2, -1,
+              2, "no cut");
+    /* 6 without 3 and 5, which completed before it was submitted */
+    st_expect(t, "hb: 6 without 3 and 5", 'h',
+              (const uint64_t[]){ 1, 2, 6 }, 3, -1, 2, "no cut");
+    /* a write seen in part */
+    st_expect(t, "hb: a torn write", 'h', (const uint64_t[]){ 1, 2, 3 }, 3,
+              ST_ZERO(4), 1, "no cut");
+    st_expect(t, "hb: a torn sector", 'h', (const uint64_t[]){ 1, 2 }, 2, 13,
+              1, "no cut");
+    history_free(&t->h);
 }
 
 static int cmd_selftest(int argc G_GNUC_UNUSED, char **argv G_GNUC_UNUSED)
@@ -1918,6 +1992,7 @@ static int cmd_selftest(int argc G_GNUC_UNUSED, char **argv G_GNUC_UNUSED)
     }
 
     history_free(&t.h);
+    selftest_hb(&t);
     printf("selftest: %s\n", t.failures ? "FAILED" : "ok");
     return t.failures ? 1 : 0;
 }
