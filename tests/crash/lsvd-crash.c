@@ -2016,26 +2016,44 @@ static void rm_rf(const char *path)
     }
 }
 
+/*
+ * Copy a file, holes as holes: the read cache is a sparse file of 1 GiB
+ * (reading its holes took seconds per crash point) and the journal is
+ * preallocated.  A missing @from copies nothing.
+ */
 static void copy_file(const char *from, const char *to)
 {
-    char buf[1 << 16];
     int in = open(from, O_RDONLY | O_CLOEXEC);
     int out;
-    ssize_t n;
+    struct stat st;
+    off_t data = 0, hole;
 
     if (in < 0 && errno == ENOENT) {
         return;
     }
     out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (in < 0 || out < 0) {
+    if (in < 0 || out < 0 || fstat(in, &st) < 0 ||
+        ftruncate(out, st.st_size) < 0) {
         die("cannot copy %s to %s: %s", from, to, strerror(errno));
     }
-    while ((n = read(in, buf, sizeof(buf))) > 0) {
-        if (write(out, buf, n) != n) {
-            die("cannot write %s: %s", to, strerror(errno));
+    while ((data = lseek(in, data, SEEK_DATA)) >= 0) {
+        hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0) {
+            hole = st.st_size;
         }
+        for (off_t off = data; off < hole;) {
+            off_t o_in = off, o_out = off;
+            ssize_t n = copy_file_range(in, &o_in, out, &o_out, hole - off,
+                                        0);
+            if (n <= 0) {
+                die("cannot copy %s to %s: %s", from, to,
+                    n < 0 ? strerror(errno) : "short file");
+            }
+            off += n;
+        }
+        data = hole;
     }
-    if (n < 0) {
+    if (errno != ENXIO) {
         die("cannot read %s: %s", from, strerror(errno));
     }
     close(in);
@@ -2085,6 +2103,41 @@ static void snapshot(const char *src, const char *dst, bool hardlink)
     }
 }
 
+/*
+ * The configuration of an s3:// volume: the [backend] section of the
+ * RGW's @s3_conf with @prefix appended to its url (a fresh key prefix per
+ * loop, so that runs on one RGW do not collide), then the cache in @dir.
+ */
+static void write_conf_s3(const char *dir, const char *s3_conf,
+                          const char *prefix, uint64_t batch, uint64_t cache)
+{
+    g_autofree char *path = g_strdup_printf("%s/lsvd.conf", dir);
+    FILE *in = fopen(s3_conf, "r");
+    FILE *f = fopen(path, "w");
+    char line[1024];
+    bool backend = false;
+
+    if (!in || !f) {
+        die("cannot copy %s to %s: %s", s3_conf, path, strerror(errno));
+    }
+    while (fgets(line, sizeof(line), in)) {
+        if (line[0] == '[') {
+            backend = !strncmp(line, "[backend]", 9);
+        }
+        if (backend && !strncmp(line, "url", 3)) {
+            fprintf(f, "%.*s/%s\n", (int)strcspn(line, "\r\n"), line, prefix);
+        } else if (backend) {
+            fputs(line, f);
+        }
+    }
+    fclose(in);
+    fprintf(f, "[cache]\ndir = %s/cache\nsize = %" PRIu64 "M\n[log]\n"
+            "batch_size = %" PRIu64 "M\n", dir, cache >> 20, batch >> 20);
+    if (fclose(f) != 0) {
+        die("cannot write %s: %s", path, strerror(errno));
+    }
+}
+
 static void write_conf(const char *dir, uint64_t batch, uint64_t cache)
 {
     g_autofree char *path = g_strdup_printf("%s/lsvd.conf", dir);
@@ -2106,7 +2159,8 @@ static char self_exe[PATH_MAX];
  * child dies with the driver, so that a driver stopped by a timeout or ^C
  * leaves no endless writer behind.
  */
-static pid_t spawn(char *const argv[], const char *out, const char *conf)
+static pid_t spawn_exe(const char *exe, char *const argv[], const char *out,
+                       const char *conf, bool append)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -2115,7 +2169,8 @@ static pid_t spawn(char *const argv[], const char *out, const char *conf)
         die("fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(out, O_WRONLY | O_CREAT |
+                      (append ? O_APPEND : O_TRUNC), 0644);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
             _exit(127);
         }
@@ -2124,10 +2179,15 @@ static pid_t spawn(char *const argv[], const char *out, const char *conf)
         }
         close(fd);
         setenv("LSVD_CONF", conf, 1);
-        execv(self_exe, argv);
+        execv(exe, argv);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn(char *const argv[], const char *out, const char *conf)
+{
+    return spawn_exe(self_exe, argv, out, conf, false);
 }
 
 static int wait_exit(pid_t pid)
@@ -2140,6 +2200,27 @@ static int wait_exit(pid_t pid)
         }
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The exit status of @pid, or -1 if it has not exited after @ms. */
+static int wait_exit_ms(pid_t pid, unsigned ms)
+{
+    double end = now_s() + ms / 1000.0;
+    int st;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (r < 0 && errno != EINTR) {
+            die("waitpid: %s", strerror(errno));
+        }
+        if (now_s() > end) {
+            return -1;
+        }
+        sleep_ms(5);
+    }
 }
 
 static void print_file(const char *path, const char *indent)
@@ -2156,15 +2237,42 @@ static void print_file(const char *path, const char *indent)
     fclose(f);
 }
 
+/* The last @n lines of @path. */
+static void print_tail(const char *path, const char *indent, unsigned n)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    unsigned total = 0, i = 0;
+
+    if (!f) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        total++;
+    }
+    rewind(f);
+    while (fgets(line, sizeof(line), f)) {
+        if (i++ + n >= total) {
+            printf("%s%s", indent, line);
+        }
+    }
+    fclose(f);
+}
+
 struct loop_opts {
-    char mode;
+    char mode;                  /* a, b, or x: a and b alternating */
     unsigned chain;             /* crash points per volume */
     unsigned min_ms, max_ms;
     bool verbose;
+    const char *qsd;            /* through qemu-storage-daemon, or NULL */
+    const char *s3_conf;        /* with qsd: the RGW's lsvd.conf, or NULL */
+    const char *depth;          /* with qsd: the writer's --depth */
 };
 
 struct loop_stats {
     unsigned passed, failed;
+    unsigned points[2], violations[2];  /* per mode a, b */
+    uint64_t discards;
     unsigned put_in_progress;   /* kills with a ".tmp." object present */
     unsigned with_objects;      /* kills after at least one object */
     uint64_t writes, acked, objects;
@@ -2346,6 +2454,316 @@ static int crash_point(const char *dir, uint64_t seed, unsigned pos,
     return 1;
 }
 
+/* ---- loop --qsd: the same through qemu-storage-daemon over NBD ---------- */
+
+/* The daemon of the current chain; see crash_point_qsd(). */
+struct qsd {
+    char *volume;               /* this chain's volume */
+    char *prefix;               /* s3: this loop's key prefix */
+    pid_t pid;                  /* 0: not running */
+};
+
+static void qsd_conf(const char *dir, const struct loop_opts *o,
+                     const struct qsd *q, uint64_t batch, uint64_t cache)
+{
+    if (o->s3_conf) {
+        write_conf_s3(dir, o->s3_conf, q->prefix, batch, cache);
+    } else {
+        write_conf(dir, batch, cache);
+    }
+}
+
+/*
+ * Start qemu-storage-daemon on this chain's volume (opening it is the
+ * recovery) and wait for its NBD socket.  Output appended to DIR/qsd.out.
+ * Returns false, with the reason printed, if it did not come up.
+ */
+static bool qsd_start(const char *dir, const struct loop_opts *o,
+                      struct qsd *q, uint64_t seed)
+{
+    g_autofree char *conf = g_strdup_printf("%s/lsvd.conf", dir);
+    g_autofree char *sock = g_strdup_printf("%s/nbd.sock", dir);
+    g_autofree char *out = g_strdup_printf("%s/qsd.out", dir);
+    g_autofree char *dev = g_strdup_printf(
+        "driver=lsvd,node-name=v,volume=%s,conf=%s,discard=unmap",
+        q->volume, conf);
+    g_autofree char *srv = g_strdup_printf(
+        "addr.type=unix,addr.path=%s", sock);
+    char *argv[] = { "qemu-storage-daemon", "--blockdev", dev,
+                     "--nbd-server", srv, "--export",
+                     "type=nbd,id=e,node-name=v,writable=on", NULL };
+    struct stat st;
+    double end = now_s() + 60;
+    int ret;
+
+    /* a killed daemon leaves its socket: wait for the new one */
+    unlink(sock);
+    q->pid = spawn_exe(o->qsd, argv, out, conf, true);
+    while (stat(sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        ret = wait_exit_ms(q->pid, 10);
+        if (ret >= 0 || now_s() > end) {
+            printf("crash: seed %" PRIu64 ": qemu-storage-daemon %s; the "
+                   "end of %s:\n", seed, ret >= 0 ? "exited" :
+                   "made no socket in 60 s", out);
+            print_tail(out, "    ", 15);
+            if (ret < 0) {
+                kill(q->pid, SIGKILL);
+                wait_exit(q->pid);
+            }
+            q->pid = 0;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* SIGTERM, as a service manager would: the daemon must close the volume
+ * (which writes the journal into the store) and exit 0. */
+static bool qsd_stop(const char *dir, struct qsd *q)
+{
+    g_autofree char *out = g_strdup_printf("%s/qsd.out", dir);
+    int ret;
+
+    if (!q->pid) {
+        return true;
+    }
+    kill(q->pid, SIGTERM);
+    ret = wait_exit_ms(q->pid, 60000);
+    if (ret < 0) {
+        kill(q->pid, SIGKILL);
+        wait_exit(q->pid);
+    }
+    q->pid = 0;
+    if (ret != 0) {
+        printf("crash: qemu-storage-daemon %s on SIGTERM; the end of %s:\n",
+               ret < 0 ? "did not exit in 60 s" : "exited non-zero", out);
+        print_tail(out, "    ", 15);
+    }
+    return ret == 0;
+}
+
+/*
+ * Crash point @seed through qemu-storage-daemon, number @pos of its
+ * volume's chain; @last if the chain ends with it; in @mode (a or b).
+ *
+ * The first point of a chain makes a fresh volume (dir://: a fresh store
+ * and cache; s3://: a new volume name under this loop's prefix) and starts
+ * the daemon.  Then: `run --nbd` against the daemon's export, SIGKILL to
+ * the daemon (not the writer) after a seeded MIN..MAX ms, the writer must
+ * see its connection die and exit 3; in mode b the cache directory is
+ * deleted; the daemon is started again, which is the recovery (with a new
+ * batch size of 1M..8M in the configuration), and `verify --nbd` reads the
+ * whole export and checks it.  That daemon serves the next point of the
+ * chain; the last one stops it with SIGTERM, which must succeed.
+ *
+ * Returns 0 if the point passed; on failure the state right after the
+ * kill is kept in DIR/fail-SEED (for s3://, the cache and the log; the
+ * objects stay in the RGW until it is stopped).
+ */
+static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
+                           bool last, char mode, const struct loop_opts *o,
+                           struct loop_stats *ls, struct qsd *q)
+{
+    static const uint64_t batches[] = { 1, 1, 1, 2, 2, 4, 8 };
+    g_autofree char *conf = g_strdup_printf("%s/lsvd.conf", dir);
+    g_autofree char *store = g_strdup_printf("%s/store", dir);
+    g_autofree char *cache = g_strdup_printf("%s/cache", dir);
+    g_autofree char *logp = g_strdup_printf("%s/log", dir);
+    g_autofree char *base = g_strdup_printf("%s/base", dir);
+    g_autofree char *new_base = g_strdup_printf("%s/base.new", dir);
+    g_autofree char *sock = g_strdup_printf("%s/nbd.sock", dir);
+    g_autofree char *qsd_out = g_strdup_printf("%s/qsd.out", dir);
+    g_autofree char *run_out = g_strdup_printf("%s/run.out", dir);
+    g_autofree char *ver_out = g_strdup_printf("%s/verify.out", dir);
+    g_autofree char *snapd = g_strdup_printf("%s/snap", dir);
+    g_autofree char *keep = NULL;
+    g_autofree char *seed_s = g_strdup_printf("%" PRIu64, seed);
+    g_autofree char *first_id_s = NULL;
+    char mode_s[2] = { mode, 0 };
+    uint64_t prng = seed ^ 0x63726173685f7074ULL;
+    uint64_t batch = batches[rnd(&prng, G_N_ELEMENTS(batches))] << 20;
+    uint64_t cache_size = MAX(64ULL << 20, 4 * batch);
+    unsigned ms = o->min_ms + rnd(&prng, o->max_ms - o->min_ms + 1);
+    unsigned objects = 0, tmp_files = 0;
+    const char *why = NULL;
+    struct history h;
+    uint64_t first_id;
+    pid_t pid;
+    int ret;
+
+    ls->points[mode == 'b']++;
+    if (pos == 0) {
+        struct lsvd_config *cfg;
+        struct lsvd_err err = { "" };
+
+        rm_rf(store);
+        rm_rf(cache);
+        unlink(logp);
+        unlink(base);
+        unlink(qsd_out);
+        g_free(q->volume);
+        q->volume = g_strdup_printf("crash-%" PRIu64, seed);
+        qsd_conf(dir, o, q, batch, cache_size);
+        ret = lsvd_config_load(conf, &cfg, &err);
+        if (ret == 0) {
+            ret = lsvd_create(cfg, q->volume, VOLUME_SIZE, &err);
+            lsvd_config_free(cfg);
+        }
+        if (ret < 0) {
+            die("cannot create the volume: %s", err.msg);
+        }
+        if (!qsd_start(dir, o, q, seed)) {
+            why = "qemu-storage-daemon did not start on a fresh volume";
+            goto failed;
+        }
+    }
+    rm_rf(snapd);
+    history_load(logp, 0, &h);
+    first_id = h.max_id + 1;
+    first_id_s = g_strdup_printf("%" PRIu64, first_id);
+    history_free(&h);
+
+    /* run, and kill the daemon under it */
+    {
+        char *argv[] = { "lsvd-crash", "run", "--nbd", sock, "--seed",
+                         seed_s, "--log", logp, "--first-id", first_id_s,
+                         "--depth", (char *)o->depth, NULL };
+        pid = spawn(argv, run_out, conf);
+    }
+    sleep_ms(ms);
+    ret = wait_exit_ms(pid, 0);
+    if (wait_exit_ms(q->pid, 0) >= 0) {
+        q->pid = 0;
+        why = "qemu-storage-daemon exited before the kill";
+    } else if (ret >= 0) {
+        why = "the writer exited before the kill";
+    }
+    if (why) {
+        if (ret < 0) {
+            kill(pid, SIGKILL);
+            wait_exit(pid);
+        }
+        goto failed;
+    }
+    kill(q->pid, SIGKILL);
+    wait_exit(q->pid);
+    q->pid = 0;
+    ret = wait_exit_ms(pid, 10000);
+    if (ret != EXIT_CONN_LOST) {
+        if (ret < 0) {
+            kill(pid, SIGKILL);
+            wait_exit(pid);
+        }
+        why = ret < 0 ? "the writer did not exit 10 s after its server died" :
+                        "the writer did not exit with status 3 (connection "
+                        "lost)";
+        goto failed;
+    }
+
+    /* keep the state as the crash left it, in case verify fails */
+    if (mkdir(snapd, 0755) < 0) {
+        die("cannot create %s: %s", snapd, strerror(errno));
+    }
+    {
+        g_autofree char *s_store = g_strdup_printf("%s/store", snapd);
+        g_autofree char *s_cache = g_strdup_printf("%s/cache", snapd);
+        g_autofree char *s_log = g_strdup_printf("%s/log", snapd);
+        g_autofree char *s_base = g_strdup_printf("%s/base", snapd);
+        g_autofree char *s_conf = g_strdup_printf("%s/lsvd.conf", snapd);
+
+        snap.tmp_files = snap.objects = 0;
+        if (!o->s3_conf) {
+            snapshot(store, s_store, true);
+        }
+        objects = snap.objects;
+        tmp_files = snap.tmp_files;
+        snapshot(cache, s_cache, false);
+        copy_file(logp, s_log);
+        copy_file(base, s_base);
+        copy_file(conf, s_conf);
+    }
+    ls->put_in_progress += tmp_files > 0;
+    ls->with_objects += objects > 0;
+    ls->objects += objects;
+    history_load(logp, 0, &h);
+    for (size_t i = 0; i < h.nw; i++) {
+        if (h.w[i].id >= first_id) {
+            ls->writes++;
+            ls->acked += h.w[i].c_line != NO_LINE && h.w[i].ret == 0;
+            ls->discards += h.w[i].discard;
+        }
+    }
+    history_free(&h);
+
+    /* recover: a new daemon, in mode b on an empty cache */
+    if (mode == 'b') {
+        rm_rf(cache);
+    }
+    qsd_conf(dir, o, q, batch, cache_size);
+    if (!qsd_start(dir, o, q, seed)) {
+        why = "the recovery failed: qemu-storage-daemon did not start";
+        goto failed;
+    }
+    {
+        char *argv[16] = { "lsvd-crash", "verify", "--mode", mode_s,
+                           "--log", logp, "--save-base", new_base, "--nbd",
+                           sock };
+        int n = 10;
+
+        if (pos > 0) {
+            argv[n++] = "--base";
+            argv[n++] = base;
+        }
+        argv[n] = NULL;
+        ret = wait_exit(spawn(argv, ver_out, conf));
+    }
+    if (o->verbose || ret != 0) {
+        printf("crash(%c): seed %" PRIu64 " (%u in chain): batch %" PRIu64
+               "M, qsd killed after %u ms, %u objects%s:%s", mode, seed,
+               pos + 1, batch >> 20, ms, objects,
+               tmp_files ? " (+ a PUT in progress)" : "",
+               ret == 0 ? " " : " FAILED\n");
+        print_file(ver_out, ret == 0 ? "" : "    ");
+    }
+    if (ret != 0) {
+        why = ret == 1 ? "verify found a violation" :
+                         "verify could not read the export";
+        goto failed;
+    }
+    if (last && !qsd_stop(dir, q)) {
+        why = "qemu-storage-daemon did not stop cleanly after the verify";
+        goto failed;
+    }
+    if (rename(new_base, base) < 0) {
+        die("cannot rename %s: %s", new_base, strerror(errno));
+    }
+    ls->passed++;
+    return 0;
+
+failed:
+    qsd_stop(dir, q);
+    ls->failed++;
+    ls->violations[mode == 'b']++;
+    printf("crash(%c): seed %" PRIu64 " (%u in chain): FAILED: %s\n", mode,
+           seed, pos + 1, why);
+    print_tail(run_out, "    writer: ", 5);
+    print_tail(qsd_out, "    qemu-storage-daemon: ", 5);
+    keep = g_strdup_printf("%s/fail-%" PRIu64, dir, seed);
+    rm_rf(keep);
+    if (rename(snapd, keep) == 0) {
+        printf("    the state right after the kill (%s) is in %s\n",
+               o->s3_conf ? "cache and log; the objects are in the RGW" :
+               "store, cache and log", keep);
+    }
+    printf("    run the crash points of this volume again (the kills land "
+           "elsewhere) with\n    %s loop --qsd %s%s%s --mode %c "
+           "--points %u --chain %u --seed %" PRIu64 " -v\n", self_exe,
+           o->qsd, o->s3_conf ? " --s3-conf " : "",
+           o->s3_conf ? o->s3_conf : "", o->mode == 'x' ? 'x' : mode, pos + 1,
+           o->chain, seed - pos);
+    return 1;
+}
+
 static int cmd_loop(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -2359,10 +2777,17 @@ static int cmd_loop(int argc, char **argv)
         { "min-ms", required_argument, NULL, '0' },
         { "max-ms", required_argument, NULL, '1' },
         { "verbose", no_argument, NULL, 'v' },
+        { "qsd", required_argument, NULL, 'q' },
+        { "s3-conf", required_argument, NULL, '3' },
+        { "depth", required_argument, NULL, 'D' },
+        { "duration", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
-    struct loop_opts o = { .chain = 4, .min_ms = 20, .max_ms = 400 };
+    struct loop_opts o = { .chain = 4, .min_ms = 20, .max_ms = 400,
+                           .depth = "8" };
     struct loop_stats ls = { 0 };
+    struct qsd q = { 0 };
+    double duration = 0, last_print;
     const char *dir_opt = NULL;
     char dir[PATH_MAX];
     uint64_t seed = 1, points = 200, done;
@@ -2404,15 +2829,33 @@ static int cmd_loop(int argc, char **argv)
         case 'v':
             o.verbose = true;
             break;
+        case 'q':
+            o.qsd = optarg;
+            break;
+        case '3':
+            o.s3_conf = optarg;
+            break;
+        case 'D':
+            o.depth = optarg;
+            break;
+        case 't':
+            duration = strtod(optarg, NULL);
+            break;
         default:
             return 2;
         }
     }
-    if (optind != argc || (o.mode != 'a' && o.mode != 'b') ||
-        o.max_ms < o.min_ms || o.chain == 0) {
-        die("usage: loop --mode a|b --points N --seed S [--chain K] "
+    if (optind != argc || !strchr("abx", o.mode) || !o.mode ||
+        o.max_ms < o.min_ms || o.chain == 0 ||
+        ((o.mode == 'x' || o.s3_conf || duration) && !o.qsd)) {
+        die("usage: loop --mode a|b|x --points N --seed S [--chain K] "
             "[--keep-going] [--dir DIR] [--keep] [--min-ms MS] "
-            "[--max-ms MS] [-v]");
+            "[--max-ms MS] [-v] [--qsd QEMU-STORAGE-DAEMON [--s3-conf FILE] "
+            "[--depth N] [--duration S]]  (x: a and b alternating)");
+    }
+    if (o.s3_conf) {
+        q.prefix = g_strdup_printf("crash-%ld-%d", (long)time(NULL),
+                                   (int)getpid());
     }
     n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
     if (n < 0) {
@@ -2438,14 +2881,32 @@ static int cmd_loop(int argc, char **argv)
     lsvd_set_log_handler(log_to_stderr, "loop");
 
     printf("crash(%c): %" PRIu64 " points, seeds %" PRIu64 "..%" PRIu64
-           ", a fresh volume every %u, in %s\n", o.mode, points, seed,
-           seed + points - 1, o.chain, dir);
+           ", a fresh volume every %u, in %s%s%s%s\n", o.mode, points, seed,
+           seed + points - 1, o.chain, dir,
+           o.qsd ? "; through qemu-storage-daemon over NBD on " : "",
+           o.qsd ? (o.s3_conf ? "s3://, prefix " : "dir://") : "",
+           q.prefix ? q.prefix : "");
     fflush(stdout);
-    t0 = now_s();
+    t0 = last_print = now_s();
     for (done = 0; done < points; done++) {
         bool last = pos == o.chain - 1 || done == points - 1;
+        char mode = o.mode == 'x' ? "ab"[done % 2] : o.mode;
+        int failed;
 
-        if (crash_point(dir, seed + done, pos, last, &o, &ls) != 0) {
+        if (duration && now_s() - t0 >= duration) {
+            break;
+        }
+        failed = o.qsd ? crash_point_qsd(dir, seed + done, pos, last, mode,
+                                         &o, &ls, &q) :
+                         crash_point(dir, seed + done, pos, last, &o, &ls);
+        if (duration && now_s() - last_print >= 30) {
+            last_print = now_s();
+            printf("soak: %.0f s, %" PRIu64 " points (a %u, b %u), %u "
+                   "violations (a %u, b %u)\n", last_print - t0, done + 1,
+                   ls.points[0], ls.points[1], ls.failed, ls.violations[0],
+                   ls.violations[1]);
+        }
+        if (failed) {
             if (!keep_going) {
                 done++;
                 break;
@@ -2461,19 +2922,28 @@ static int cmd_loop(int argc, char **argv)
         fflush(stdout);
     }
 
+    if (!qsd_stop(dir, &q)) {
+        ls.failed++;
+    }
     printf("crash(%c): %" PRIu64 " points, %u violations, %.1f s; per point "
            "%.0f writes (%.0f acked), %.1f objects; kills with objects %u, "
            "during a PUT %u\n", o.mode, done, ls.failed, now_s() - t0,
            (double)ls.writes / MAX(done, 1), (double)ls.acked / MAX(done, 1),
            (double)ls.objects / MAX(done, 1), ls.with_objects,
            ls.put_in_progress);
+    if (o.qsd) {
+        printf("crash(%c): through NBD: mode a %u points (%u failed), mode b "
+               "%u points (%u failed); %.1f discards per point\n", o.mode,
+               ls.points[0], ls.violations[0], ls.points[1],
+               ls.violations[1], (double)ls.discards / MAX(done, 1));
+    }
     printf("%u passed, %u failed\n", ls.passed, ls.failed);
     if (ls.failed == 0 && !keep && !dir_opt) {
         rm_rf(dir);
     } else if (ls.failed == 0 && !keep) {
         const char *leaves[] = { "store", "cache", "snap", "log", "base",
                                  "base.new", "lsvd.conf", "run.out",
-                                 "verify.out" };
+                                 "verify.out", "qsd.out", "nbd.sock" };
         for (size_t i = 0; i < G_N_ELEMENTS(leaves); i++) {
             g_autofree char *p = g_strdup_printf("%s/%s", dir, leaves[i]);
             rm_rf(p);
