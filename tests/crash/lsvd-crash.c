@@ -2273,6 +2273,7 @@ struct loop_stats {
     unsigned passed, failed;
     unsigned points[2], violations[2];  /* per mode a, b */
     uint64_t discards;
+    double t_recover, t_verify;         /* seconds, summed */
     unsigned put_in_progress;   /* kills with a ".tmp." object present */
     unsigned with_objects;      /* kills after at least one object */
     uint64_t writes, acked, objects;
@@ -2586,6 +2587,7 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
     unsigned ms = o->min_ms + rnd(&prng, o->max_ms - o->min_ms + 1);
     unsigned objects = 0, tmp_files = 0;
     const char *why = NULL;
+    double t, t_recover;
     struct history h;
     uint64_t first_id;
     pid_t pid;
@@ -2700,10 +2702,14 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
         rm_rf(cache);
     }
     qsd_conf(dir, o, q, batch, cache_size);
+    t = now_s();
     if (!qsd_start(dir, o, q, seed)) {
         why = "the recovery failed: qemu-storage-daemon did not start";
         goto failed;
     }
+    t_recover = now_s() - t;
+    ls->t_recover += t_recover;
+    t = now_s();
     {
         char *argv[16] = { "lsvd-crash", "verify", "--mode", mode_s,
                            "--log", logp, "--save-base", new_base, "--nbd",
@@ -2717,10 +2723,12 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
         argv[n] = NULL;
         ret = wait_exit(spawn(argv, ver_out, conf));
     }
+    ls->t_verify += now_s() - t;
     if (o->verbose || ret != 0) {
         printf("crash(%c): seed %" PRIu64 " (%u in chain): batch %" PRIu64
-               "M, qsd killed after %u ms, %u objects%s:%s", mode, seed,
-               pos + 1, batch >> 20, ms, objects,
+               "M, qsd killed after %u ms, recovered in %.0f ms, verified in "
+               "%.0f ms, %u objects%s:%s", mode, seed, pos + 1, batch >> 20,
+               ms, t_recover * 1000, (now_s() - t) * 1000, objects,
                tmp_files ? " (+ a PUT in progress)" : "",
                ret == 0 ? " " : " FAILED\n");
         print_file(ver_out, ret == 0 ? "" : "    ");
@@ -2933,9 +2941,12 @@ static int cmd_loop(int argc, char **argv)
            ls.put_in_progress);
     if (o.qsd) {
         printf("crash(%c): through NBD: mode a %u points (%u failed), mode b "
-               "%u points (%u failed); %.1f discards per point\n", o.mode,
+               "%u points (%u failed); per point %.1f discards, recovery "
+               "(daemon restart) %.0f ms, verify %.0f ms\n", o.mode,
                ls.points[0], ls.violations[0], ls.points[1],
-               ls.violations[1], (double)ls.discards / MAX(done, 1));
+               ls.violations[1], (double)ls.discards / MAX(done, 1),
+               ls.t_recover * 1000 / MAX(done, 1),
+               ls.t_verify * 1000 / MAX(done, 1));
     }
     printf("%u passed, %u failed\n", ls.passed, ls.failed);
     if (ls.failed == 0 && !keep && !dir_opt) {
