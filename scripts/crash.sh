@@ -87,12 +87,16 @@ if [ "$transport" = nbd ]; then
         echo "0 passed, 1 failed"
         exit 1
     fi
-    extra+=(--qsd "$qsd")
+    # a copy: the shared build/qemu-build may be rebuilt under a long run
+    qsd_copy=$(mktemp "$top/build/crash-qsd.XXXXXX")
+    cp "$qsd" "$qsd_copy" && chmod 755 "$qsd_copy"
+    extra+=(--qsd "$qsd_copy")
 fi
 
 # an RGW of our own unless RGW_DIR names one, stopped on every way out
 own_rgw=
 stop_rgw() {
+    [ -z "${qsd_copy:-}" ] || rm -f "$qsd_copy"
     if [ -n "$own_rgw" ]; then
         bash scripts/rgw.sh stop "$own_rgw" >>"$top/build/crash-rgw.log" 2>&1 ||
             echo "crash: scripts/rgw.sh stop $own_rgw failed" >&2

@@ -1,31 +1,53 @@
 /*
- * lsvd-crash.c - crash-consistency test of lsvd-core: kill -9 a writer at
- * random points, reopen the volume, and check what survived.
+ * lsvd-crash.c - crash-consistency test of lsvd-core: kill -9 a writer (or
+ * the qemu-storage-daemon under it) at random points, recover the volume,
+ * and check what survived.
  *
- *   lsvd-crash run --seed S --log FILE [--first-id N] VOLUME
- *       Open VOLUME (configuration from $LSVD_CONF) and issue a seeded,
- *       endless stream of writes, write-zeroes (discards) and flushes, up
- *       to MAX_INFLIGHT at a time through the asynchronous API, until the
- *       process is killed.  Every event is appended to FILE.
- *   lsvd-crash verify --mode a|b --log FILE [--rdonly] [--base FILE]
- *                     [--save-base FILE] VOLUME
- *       Open VOLUME (that is the crash recovery), read all of it, close it,
- *       and check its contents against the last run in FILE, starting
- *       from the base image (all zeros without --base).  Prints one
- *       verdict line; exit status 0: the guarantee holds (and the image
- *       is saved with --save-base); 1: it does not (the first violating
- *       sectors are listed); 2: any other error.  --rdonly opens the
+ *   lsvd-crash run --seed S --log FILE [--first-id N] [--depth D]
+ *                  {VOLUME | --nbd SOCKET [--export NAME]}
+ *       Issue a seeded, endless stream of writes, write-zeroes and flushes
+ *       (through NBD also discards), up to D (default and at most
+ *       MAX_INFLIGHT) at a time, until the process is killed or, through
+ *       NBD, the connection dies (exit status 3).  Every event is appended
+ *       to FILE.  The transports: VOLUME opened through the library's
+ *       asynchronous API (configuration from $LSVD_CONF), or an NBD export
+ *       on a unix socket through libnbd (export name default "v").
+ *   lsvd-crash verify --mode a|b --log FILE [--base FILE] [--save-base FILE]
+ *                     [--order prefix|hb] {[--rdonly] VOLUME |
+ *                     --nbd SOCKET [--export NAME]}
+ *       Read all of the volume (opening it through the library is the
+ *       crash recovery; through NBD the server has recovered it) and check
+ *       its contents against the last run in FILE, starting from the base
+ *       image (all zeros without --base).  Mode b's rule: --order prefix
+ *       (the default for VOLUME) or hb (the default for --nbd), see
+ *       check_b() and check_hb().  Prints one verdict line; exit status 0:
+ *       the guarantee holds (and the image is saved with --save-base); 1:
+ *       it does not (the first violating sectors are listed); 2: any other
+ *       error, such as an export that cannot be read.  --rdonly opens the
  *       volume read-only, which changes nothing on disk.
- *   lsvd-crash loop --mode a|b --points N --seed S [--chain K]
+ *   lsvd-crash loop --mode a|b|x --points N --seed S [--chain K]
  *                   [--keep-going] [--dir DIR] [--keep] [--min-ms MS]
  *                   [--max-ms MS] [-v]
- *       The driver.  For each crash point i: `run --seed S+i` killed with
- *       SIGKILL after a seeded 20..400 ms, in mode b the cache directory
- *       deleted, then `verify`.  A volume serves K consecutive points
- *       (default 4), then a fresh store, cache and volume are made; see
- *       crash_point().  Ends with a summary and "N passed, M failed".
+ *                   [--qsd QEMU-STORAGE-DAEMON [--s3-conf FILE] [--depth D]
+ *                    [--duration SECONDS]]
+ *       The driver.  Without --qsd, for each crash point i: `run --seed
+ *       S+i` killed with SIGKILL after a seeded 20..400 ms, in mode b the
+ *       cache directory deleted, then `verify`; see crash_point().  With
+ *       --qsd, the volume is served by qemu-storage-daemon over NBD, the
+ *       writer is `run --nbd`, the daemon is what gets SIGKILL, and the
+ *       recovery is its restart; on dir:// (default) or on s3:// with the
+ *       [backend] of --s3-conf (an RGW's lsvd.conf, scripts/rgw.sh) under
+ *       a fresh key prefix; see crash_point_qsd().  Mode x alternates a
+ *       and b; --duration stops after that many seconds (the soak test,
+ *       printing running counts every 30 s).  A volume serves K
+ *       consecutive points (default 4), then a fresh one is made.  Ends
+ *       with a summary and "N passed, M failed".
  *   lsvd-crash selftest
  *       The checks against hand-made histories, with known answers.
+ *
+ * Driven by scripts/crash.sh [--transport lib|nbd] [--backend dir|s3] N
+ * (make crash), scripts/soak.sh (make soak) and scripts/check.sh crash and
+ * s3 (make check).
  *
  * The guarantees checked (docs/design.md):
  *   (a) cache kept: let F be the newest flush that completed with 0.  Every
@@ -33,8 +55,20 @@
  *       every sector holds either zero (if no write covering it was made
  *       durable, or a later discard covered it) or the data of a write
  *       that covered it and is not older than the newest durable one.
- *   (b) cache lost: there is a P such that the volume equals writes 1..P
- *       (write-zeroes included) applied in submission order.
+ *   (b) cache lost, library transport: there is a P such that the volume
+ *       equals writes 1..P (write-zeroes included) applied in submission
+ *       order (the library journals requests in the order they are
+ *       submitted).
+ *   (b) cache lost, through NBD: QEMU may pass concurrent requests to lsvd
+ *       in another order, so the rule is the weaker one of check_hb(): the
+ *       volume equals the requests of a set closed downward under
+ *       happens-before applied in that order (a write is seen whole or not
+ *       at all; a write-zeroes or discard still in flight may have zeroed
+ *       any part of its range).
+ *   Discards (NBD trim; the daemon runs with discard=unmap, else QEMU would
+ *   drop them) are checked as zeros, like write-zeroes: lsvd logs both as
+ *   ZERO extents and reads them back as zeros (docs/qemu.md), so a
+ *   discarded sector holding its old data is reported.
  *
  * Sector stamps.  Every 512-byte sector a write puts down is
  *   bytes 0..7    the write's id            (u64, host order)
@@ -52,8 +86,8 @@
  * process, so no fsync is needed.  The runs on one volume append to one
  * log, each starting with its H line:
  *   H seed S size BYTES    once per run, after the volume is open
- *   S id W|Z lba sectors   before a write (W) or write-zeroes (Z) is
- *                          submitted
+ *   S id W|Z|D lba sectors before a write (W), write-zeroes (Z) or
+ *                          discard (D) is submitted
  *   C id ret               when it completed (from the callback)
  *   FS id                  before a flush is submitted
  *   FC id ret              when it completed
@@ -63,7 +97,8 @@
  * #k" in the verdicts means the k-th S line.
  *
  * Threads: `run` has the submitting (main) thread and the library's
- * callback thread; struct runner is protected by its `lock`.  `verify` and
+ * callback thread; struct runner is protected by its `lock`.  Through NBD
+ * there is one thread: libnbd runs the callbacks inside nbd_poll().  `verify` and
  * `loop` are single-threaded.
  */
 #include <errno.h>
