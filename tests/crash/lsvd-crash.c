@@ -38,7 +38,7 @@
  *       recovery is its restart; on dir:// (default) or on s3:// with the
  *       [backend] of --s3-conf (an RGW's lsvd.conf, scripts/rgw.sh) under
  *       a fresh key prefix; see crash_point_qsd().  Mode x alternates a
- *       and b; --duration stops after that many seconds (the soak test,
+ *       and b from one volume (chain) to the next; --duration stops after that many seconds (the soak test,
  *       printing running counts every 30 s).  A volume serves K
  *       consecutive points (default 4), then a fresh one is made.  Ends
  *       with a summary and "N passed, M failed".
@@ -570,15 +570,18 @@ static void lib_submit(struct runner *rn, struct slot *s)
  * on a dead connection the writer exits with status 3 at once.
  */
 #define EXIT_CONN_LOST 3
+#define EXIT_NO_CONN 4          /* `run` could not connect */
 
-static struct nbd_handle *nbd_open(const char *sock, const char *export)
+static struct nbd_handle *nbd_open(const char *sock, const char *export,
+                                   int status)
 {
     struct nbd_handle *nbd = nbd_create();
 
     if (!nbd || nbd_set_export_name(nbd, export) < 0 ||
         nbd_connect_unix(nbd, sock) < 0) {
-        die("cannot connect to export '%s' on %s: %s", export, sock,
-            nbd_get_error());
+        fprintf(stderr, "%s: cannot connect to export '%s' on %s: %s\n",
+                prog, export, sock, nbd_get_error());
+        exit(status);
     }
     return nbd;
 }
@@ -734,7 +737,8 @@ static int cmd_run(int argc, char **argv)
         die("cannot open %s: %s", log_path, strerror(errno));
     }
     if (sock) {
-        rn.nbd = nbd_open(sock, export);
+        /* the daemon may have been killed before the handshake ended */
+        rn.nbd = nbd_open(sock, export, EXIT_NO_CONN);
         nbd_check_export(rn.nbd, true);
         size = nbd_get_size(rn.nbd);
     } else {
@@ -1725,7 +1729,7 @@ static int cmd_verify(int argc, char **argv)
     }
 
     if (sock) {
-        src.nbd = nbd_open(sock, export);
+        src.nbd = nbd_open(sock, export, 2);
         nbd_check_export(src.nbd, false);
         src.size = nbd_get_size(src.nbd);
     } else {
@@ -2321,6 +2325,7 @@ struct loop_stats {
     unsigned points[2], violations[2];  /* per mode a, b */
     uint64_t discards;
     double t_recover, t_verify;         /* seconds, summed */
+    unsigned no_conn;           /* daemon killed before the writer connected */
     unsigned put_in_progress;   /* kills with a ".tmp." object present */
     unsigned with_objects;      /* kills after at least one object */
     uint64_t writes, acked, objects;
@@ -2590,6 +2595,23 @@ static bool qsd_stop(const char *dir, struct qsd *q)
     return ret == 0;
 }
 
+/* s3: remove a chain's volume, so that the test RGW does not fill up. */
+static bool qsd_remove(const char *conf, const struct qsd *q)
+{
+    struct lsvd_config *cfg;
+    struct lsvd_err err = { "" };
+    int ret = lsvd_config_load(conf, &cfg, &err);
+
+    if (ret == 0) {
+        ret = lsvd_remove(cfg, q->volume, &err);
+        lsvd_config_free(cfg);
+    }
+    if (ret < 0) {
+        printf("crash: cannot remove volume %s: %s\n", q->volume, err.msg);
+    }
+    return ret == 0;
+}
+
 /*
  * Crash point @seed through qemu-storage-daemon, number @pos of its
  * volume's chain; @last if the chain ends with it; in @mode (a or b).
@@ -2602,7 +2624,8 @@ static bool qsd_stop(const char *dir, struct qsd *q)
  * deleted; the daemon is started again, which is the recovery (with a new
  * batch size of 1M..8M in the configuration), and `verify --nbd` reads the
  * whole export and checks it.  That daemon serves the next point of the
- * chain; the last one stops it with SIGTERM, which must succeed.
+ * chain; the last one stops it with SIGTERM, which must succeed (and on
+ * s3:// removes the volume: a test RGW keeps its objects in memory).
  *
  * Returns 0 if the point passed; on failure the state right after the
  * kill is kept in DIR/fail-SEED (for s3://, the cache and the log; the
@@ -2612,7 +2635,11 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
                            bool last, char mode, const struct loop_opts *o,
                            struct loop_stats *ls, struct qsd *q)
 {
+    /* s3: objects of at most 4 MiB, which a test RGW deletes at once (the
+     * tail of a bigger one waits for its garbage collection, hours, while
+     * its memstore OSD fills up) */
     static const uint64_t batches[] = { 1, 1, 1, 2, 2, 4, 8 };
+    static const uint64_t batches_s3[] = { 1, 1, 1, 2, 2 };
     g_autofree char *conf = g_strdup_printf("%s/lsvd.conf", dir);
     g_autofree char *store = g_strdup_printf("%s/store", dir);
     g_autofree char *cache = g_strdup_printf("%s/cache", dir);
@@ -2629,7 +2656,9 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
     g_autofree char *first_id_s = NULL;
     char mode_s[2] = { mode, 0 };
     uint64_t prng = seed ^ 0x63726173685f7074ULL;
-    uint64_t batch = batches[rnd(&prng, G_N_ELEMENTS(batches))] << 20;
+    uint64_t batch = o->s3_conf ?
+        batches_s3[rnd(&prng, G_N_ELEMENTS(batches_s3))] << 20 :
+        batches[rnd(&prng, G_N_ELEMENTS(batches))] << 20;
     uint64_t cache_size = MAX(64ULL << 20, 4 * batch);
     unsigned ms = o->min_ms + rnd(&prng, o->max_ms - o->min_ms + 1);
     unsigned objects = 0, tmp_files = 0;
@@ -2698,14 +2727,17 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
     wait_exit(q->pid);
     q->pid = 0;
     ret = wait_exit_ms(pid, 10000);
-    if (ret != EXIT_CONN_LOST) {
+    /* killed before the writer connected: a point without writes, which
+     * still checks the recovery of the one before */
+    ls->no_conn += ret == EXIT_NO_CONN;
+    if (ret != EXIT_CONN_LOST && ret != EXIT_NO_CONN) {
         if (ret < 0) {
             kill(pid, SIGKILL);
             wait_exit(pid);
         }
         why = ret < 0 ? "the writer did not exit 10 s after its server died" :
                         "the writer did not exit with status 3 (connection "
-                        "lost)";
+                        "lost) or 4 (no connection)";
         goto failed;
     }
 
@@ -2789,6 +2821,10 @@ static int crash_point_qsd(const char *dir, uint64_t seed, unsigned pos,
         why = "qemu-storage-daemon did not stop cleanly after the verify";
         goto failed;
     }
+    if (last && o->s3_conf && !qsd_remove(conf, q)) {
+        why = "the volume could not be removed";
+        goto failed;
+    }
     if (rename(new_base, base) < 0) {
         die("cannot rename %s: %s", new_base, strerror(errno));
     }
@@ -2846,7 +2882,7 @@ static int cmd_loop(int argc, char **argv)
     const char *dir_opt = NULL;
     char dir[PATH_MAX];
     uint64_t seed = 1, points = 200, done;
-    unsigned pos = 0;
+    unsigned pos = 0, volumes = 0;
     bool keep_going = false, keep = false;
     double t0;
     ssize_t n;
@@ -2945,7 +2981,14 @@ static int cmd_loop(int argc, char **argv)
     t0 = last_print = now_s();
     for (done = 0; done < points; done++) {
         bool last = pos == o.chain - 1 || done == points - 1;
-        char mode = o.mode == 'x' ? "ab"[done % 2] : o.mode;
+        /*
+         * x alternates per volume, not per point: the base image of a
+         * point after a mode a point may hold writes that are only in the
+         * journal, which a mode b point then loses, as it may (mode b
+         * allows any prefix of all the writes since the volume was
+         * created, which one run's log does not describe)
+         */
+        char mode = o.mode == 'x' ? "ab"[volumes % 2] : o.mode;
         int failed;
 
         if (duration && now_s() - t0 >= duration) {
@@ -2967,8 +3010,10 @@ static int cmd_loop(int argc, char **argv)
                 break;
             }
             pos = 0;        /* the volume's history is lost: a fresh one */
+            volumes++;
         } else {
             pos = last ? 0 : pos + 1;
+            volumes += last;
         }
         if (!o.verbose && (done + 1) % 50 == 0 && done + 1 < points) {
             printf("crash(%c): %" PRIu64 "/%" PRIu64 " points, %u failed\n",
@@ -2989,11 +3034,12 @@ static int cmd_loop(int argc, char **argv)
     if (o.qsd) {
         printf("crash(%c): through NBD: mode a %u points (%u failed), mode b "
                "%u points (%u failed); per point %.1f discards, recovery "
-               "(daemon restart) %.0f ms, verify %.0f ms\n", o.mode,
+               "(daemon restart) %.0f ms, verify %.0f ms; %u kills before "
+               "the writer connected\n", o.mode,
                ls.points[0], ls.violations[0], ls.points[1],
                ls.violations[1], (double)ls.discards / MAX(done, 1),
                ls.t_recover * 1000 / MAX(done, 1),
-               ls.t_verify * 1000 / MAX(done, 1));
+               ls.t_verify * 1000 / MAX(done, 1), ls.no_conn);
     }
     printf("%u passed, %u failed\n", ls.passed, ls.failed);
     if (ls.failed == 0 && !keep && !dir_opt) {
