@@ -12,7 +12,7 @@
 #        ceph packages if missing), LSVD_TEST_S3_CONF=build/rgw-check/
 #        lsvd.conf, and the RGW is stopped again whatever happens
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
-# crash: kill -9 at CRASH_POINTS (default 100) points per mode with the
+# crash: kill -9 at CRASH_POINTS (default 50) points per mode with the
 #        library writer, then CRASH_NBD_POINTS (default 200) per mode
 #        through qemu-storage-daemon over NBD on dir:// (once QEMU is
 #        built); the s3 suite runs CRASH_S3_POINTS (default 200) per mode
@@ -209,7 +209,7 @@ for s in "${suites[@]}"; do
         fi
         ;;
     crash)
-        run_crash lib "${CRASH_POINTS:-100}"
+        run_crash lib "${CRASH_POINTS:-50}"
         if [ -x "$qsd_exe" ]; then
             run_crash nbd-dir --transport nbd "${CRASH_NBD_POINTS:-200}"
         else
