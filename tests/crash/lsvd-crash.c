@@ -2971,9 +2971,14 @@ static int cmd_loop(int argc, char **argv)
     }
     lsvd_set_log_handler(log_to_stderr, "loop");
 
-    printf("crash(%c): %" PRIu64 " points, seeds %" PRIu64 "..%" PRIu64
-           ", a fresh volume every %u, in %s%s%s%s\n", o.mode, points, seed,
-           seed + points - 1, o.chain, dir,
+    if (duration) {
+        printf("crash(%c): for %.0f s, seeds from %" PRIu64, o.mode,
+               duration, seed);
+    } else {
+        printf("crash(%c): %" PRIu64 " points, seeds %" PRIu64 "..%" PRIu64,
+               o.mode, points, seed, seed + points - 1);
+    }
+    printf(", a fresh volume every %u, in %s%s%s%s\n", o.chain, dir,
            o.qsd ? "; through qemu-storage-daemon over NBD on " : "",
            o.qsd ? (o.s3_conf ? "s3://, prefix " : "dir://") : "",
            q.prefix ? q.prefix : "");
