@@ -13,8 +13,9 @@
 #
 # Environment: SOAK_SEED (default: the clock), SOAK_CHAIN (crash points
 # per volume, default 16 on dir://, 4 on s3://: the test RGW keeps its
-# objects in memory, 2 GiB, and 16 points of up to 3 s fill it), SOAK_MIN_MS and SOAK_MAX_MS (when the daemon is
-# killed, default 200..3000 ms after the writer starts), TMPDIR.
+# objects in memory, 2 GiB, and 16 points of up to 3 s fill it),
+# SOAK_MIN_MS and SOAK_MAX_MS (when the daemon is killed, default
+# 200..3000 ms after the writer starts), TMPDIR.
 #
 # Prints the running counts every 30 s ("soak: T s, N points (a .., b ..),
 # M violations"), the summary, and "N passed, M failed".  Exit status 0

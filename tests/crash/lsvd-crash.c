@@ -38,10 +38,10 @@
  *       recovery is its restart; on dir:// (default) or on s3:// with the
  *       [backend] of --s3-conf (an RGW's lsvd.conf, scripts/rgw.sh) under
  *       a fresh key prefix; see crash_point_qsd().  Mode x alternates a
- *       and b from one volume (chain) to the next; --duration stops after that many seconds (the soak test,
- *       printing running counts every 30 s).  A volume serves K
- *       consecutive points (default 4), then a fresh one is made.  Ends
- *       with a summary and "N passed, M failed".
+ *       and b from one volume (chain) to the next; --duration stops after
+ *       that many seconds (the soak test, printing running counts every 30
+ *       s). A volume serves K consecutive points (default 4), then a fresh
+ *       one is made. Ends with a summary and "N passed, M failed".
  *   lsvd-crash selftest
  *       The checks against hand-made histories, with known answers.
  *
@@ -98,8 +98,8 @@
  *
  * Threads: `run` has the submitting (main) thread and the library's
  * callback thread; struct runner is protected by its `lock`.  Through NBD
- * there is one thread: libnbd runs the callbacks inside nbd_poll().  `verify` and
- * `loop` are single-threaded.
+ * there is one thread: libnbd runs the callbacks inside nbd_poll().
+ * `verify` and `loop` are single-threaded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -556,7 +556,7 @@ static void lib_submit(struct runner *rn, struct slot *s)
     }
 }
 
-/* ---- the NBD transport ---------------------------------------------------- */
+/* ---- the NBD transport -------------------------------------------------- */
 
 /*
  * `run --nbd` and `verify --nbd` talk to an NBD export (qemu-storage-
@@ -1903,9 +1903,11 @@ static void selftest_hb(struct st_ctx *t)
     st_expect(t, "hb: 1 2 3 5", 'h', (const uint64_t[]){ 1, 2, 3, 5 }, 4,
               -1, 0, "cut q=5..6 (2 valid)");
     st_expect(t, "hb: all but 6", 'h',
-              (const uint64_t[]){ 1, 2, 3, 4, 5 }, 5, -1, 0, "cut q=5..6 (2 valid)");
+              (const uint64_t[]){ 1, 2, 3, 4, 5 }, 5, -1, 0,
+              "cut q=5..6 (2 valid)");
     st_expect(t, "hb: all", 'h',
-              (const uint64_t[]){ 1, 2, 3, 4, 5, 6 }, 6, -1, 0, "cut q=6..6 (1 valid)");
+              (const uint64_t[]){ 1, 2, 3, 4, 5, 6 }, 6, -1, 0,
+              "cut q=6..6 (1 valid)");
     /* at q=3 2 is complete and must show; at 4 and 5 Z4 may hide it */
     st_expect(t, "hb: 1 without 2", 'h', (const uint64_t[]){ 1 }, 1, -1, 0,
               "cut q=1..5 (4 valid)");
@@ -1916,7 +1918,8 @@ static void selftest_hb(struct st_ctx *t)
               (const uint64_t[]){ 1, 2, 5 }, 3, -1, 2, "no prefix");
     /* 2 overwritten by the in-flight Z4: 8..11 zero, 3 visible */
     st_expect(t, "hb: 1 3, 2 hidden by Z4", 'h',
-              (const uint64_t[]){ 1, 2, 3, 4 }, 4, -1, 0, "cut q=4..5 (2 valid)");
+              (const uint64_t[]){ 1, 2, 3, 4 }, 4, -1, 0,
+              "cut q=4..5 (2 valid)");
     /* the in-flight Z4 on a part of its range: accepted per sector */
     st_expect(t, "hb: 1 2 3 5, Z4 in part", 'h',
               (const uint64_t[]){ 1, 2, 3, 5 }, 4, ST_ZERO(8), 0,
