@@ -3068,7 +3068,8 @@ static int cmd_loop(int argc, char **argv)
             pos = last ? 0 : pos + 1;
             volumes += last;
         }
-        if (!o.verbose && (done + 1) % 50 == 0 && done + 1 < points) {
+        if (!o.verbose && !duration && (done + 1) % 50 == 0 &&
+            done + 1 < points) {
             printf("crash(%c): %" PRIu64 "/%" PRIu64 " points, %u failed\n",
                    o.mode, done + 1, points, ls.failed);
         }
