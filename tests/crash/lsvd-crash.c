@@ -3078,6 +3078,10 @@ static int cmd_loop(int argc, char **argv)
 
     if (!qsd_stop(dir, &q)) {
         ls.failed++;
+    } else if (o.s3_conf && pos > 0) {
+        /* --duration ended a chain early: its volume goes too */
+        g_autofree char *conf = g_strdup_printf("%s/lsvd.conf", dir);
+        ls.failed += !qsd_remove(conf, &q);
     }
     printf("crash(%c): %" PRIu64 " points, %u violations, %.1f s; per point "
            "%.0f writes (%.0f acked), %.1f objects; kills with objects %u, "
