@@ -5,7 +5,7 @@
 #   make check   set up, build, and run every test
 #
 # Other targets: setup, core, qemu, guest, test-core, test-asan, test-s3,
-# test-qemu, fuzz, crash, bench, clean.  Everything built lands in build/
+# test-qemu, fuzz, crash, soak, bench, clean.  Everything built lands in build/
 # (git-ignored).
 
 TOP        := $(CURDIR)
@@ -13,9 +13,13 @@ BUILD      := $(TOP)/build
 PREFIX     := $(BUILD)/prefix
 FUZZ_SECONDS ?= 10
 N          ?= 200
+BACKEND    ?= dir
+# the library writer cannot use s3://: there, through qemu-storage-daemon
+TRANSPORT  ?= $(if $(filter s3,$(BACKEND)),nbd,lib)
+DURATION   ?= 600
 
 .PHONY: all setup core qemu guest demo check test-core test-asan test-s3 test-qemu \
-	fuzz crash bench clean guest-fs
+	fuzz crash soak guest-fs bench clean
 
 all: qemu
 
@@ -65,9 +69,16 @@ test-qemu: qemu guest
 fuzz: core
 	bash scripts/run-fuzz.sh $(FUZZ_SECONDS)
 
-# kill -9 at N random points per mode (cache kept / cache lost)
-crash: core
-	bash scripts/crash.sh $(N)
+# kill -9 at N random points per mode (cache kept / cache lost):
+# make crash [N=200] [TRANSPORT=lib|nbd] [BACKEND=dir|s3]; nbd kills
+# qemu-storage-daemon under an NBD writer (needs make qemu)
+crash: $(if $(filter nbd,$(TRANSPORT)),qemu,core)
+	bash scripts/crash.sh --transport $(TRANSPORT) --backend $(BACKEND) $(N)
+
+# verified I/O through qemu-storage-daemon with periodic kills, both modes:
+# make soak [DURATION=600] [BACKEND=dir|s3]
+soak: qemu
+	bash scripts/soak.sh --backend $(BACKEND) $(DURATION)
 
 # ext4 in a TCG guest, QEMU killed mid-copy, cache deleted, e2fsck clean:
 # RUNS rounds (default 3), consoles in build/guest-fs/

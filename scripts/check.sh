@@ -12,7 +12,11 @@
 #        ceph packages if missing), LSVD_TEST_S3_CONF=build/rgw-check/
 #        lsvd.conf, and the RGW is stopped again whatever happens
 # fuzz:  every fuzz target for FUZZ_SECONDS (default 5) each
-# crash: kill -9 at CRASH_POINTS (default 200) points per mode
+# crash: kill -9 at CRASH_POINTS (default 50) points per mode with the
+#        library writer, then CRASH_NBD_POINTS (default 200) per mode
+#        through qemu-storage-daemon over NBD on dir:// (once QEMU is
+#        built); the s3 suite runs CRASH_S3_POINTS (default 200) per mode
+#        through NBD on its RGW
 # qemu:  tests/qemu/*.sh against the patched QEMU in build/qemu-build, then
 #        QEMU's iotests with -lsvd -raw: ours (qemu-iotests/) and the
 #        generic ones listed in qemu-iotests/generic.list; then with
@@ -115,6 +119,36 @@ run_iotests() {
     fi
 }
 
+# scripts/crash.sh ARGS..., logged to build/check-crash-NAME.log and
+# counted: run_crash NAME ARGS...  (RGW_DIR passes through for s3)
+run_crash() {
+    local name=$1 log rc line
+    shift
+    log=build/check-crash-$name.log
+    local env=()
+    # through NBD, the settings of crash_nbd_env
+    [[ " $* " != *" --transport nbd "* ]] || env=("${crash_nbd_env[@]}")
+    echo "== crash: ${env[*]+${env[*]} }scripts/crash.sh $*"
+    env "${env[@]+"${env[@]}"}" bash scripts/crash.sh "$@" >"$log" 2>&1
+    rc=$?
+    grep -E '^crash\((a|b)\): .*(violations|through NBD)|^crash: .* in [0-9]+ s' "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+    if [ -n "$line" ]; then
+        passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+        failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+    fi
+    if [ $rc -ne 0 ] || [ -z "$line" ]; then
+        [ -n "$line" ] || failed=$((failed + 1))
+        tail -n 30 "$log"
+        failures+=("crash $name: see $log")
+    fi
+}
+qsd_exe=build/qemu-build/storage-daemon/qemu-storage-daemon
+# the NBD crash points: 8 per volume and kills within 300 ms, which keeps
+# the 800 of them near 9 minutes (a volume's end costs a clean stop and,
+# on s3, a removal)
+crash_nbd_env=(CRASH_CHAIN="${CRASH_CHAIN:-8}" CRASH_MAX_MS="${CRASH_MAX_MS:-300}")
+
 # The RGW of suite s3, stopped on every way out (failure, ^C, kill).
 rgw_dir=
 stop_rgw() {
@@ -153,6 +187,12 @@ for s in "${suites[@]}"; do
             if [ -x build/qemu-build/qemu-img ]; then
                 run_script tests/qemu/test-s3.sh
             fi
+            # crash points through qemu-storage-daemon on s3:// (a fresh
+            # key prefix per mode, on this RGW)
+            if [ -x "$qsd_exe" ]; then
+                RGW_DIR=$rgw_dir run_crash nbd-s3 --transport nbd \
+                    --backend s3 "${CRASH_S3_POINTS:-200}"
+            fi
             unset LSVD_TEST_S3_CONF
         else
             # keep the daemons' logs: stopping removes the state directory
@@ -176,19 +216,12 @@ for s in "${suites[@]}"; do
         fi
         ;;
     crash)
-        echo "== crash: scripts/crash.sh ${CRASH_POINTS:-200}"
-        bash scripts/crash.sh "${CRASH_POINTS:-200}" >build/crash.log 2>&1
-        rc=$?
-        grep -E '^crash\((a|b)\): .*violations' build/crash.log
-        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' build/crash.log | tail -n1)
-        if [ -n "$line" ]; then
-            passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
-            failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
-        fi
-        if [ $rc -ne 0 ] || [ -z "$line" ]; then
-            [ -n "$line" ] || failed=$((failed + 1))
-            tail -n 30 build/crash.log
-            failures+=("crash: see build/crash.log")
+        run_crash lib "${CRASH_POINTS:-50}"
+        if [ -x "$qsd_exe" ]; then
+            run_crash nbd-dir --transport nbd "${CRASH_NBD_POINTS:-200}"
+        else
+            skipped=$((skipped + 1))
+            echo "skip crash through NBD: no $qsd_exe (make qemu)"
         fi
         ;;
     qemu)

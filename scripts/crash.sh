@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# The crash-consistency test (tests/crash/lsvd-crash.c): kill -9 a writer
-# at random points, reopen the volume, and check what survived.
+# The crash-consistency test (tests/crash/lsvd-crash.c): kill -9 at random
+# points, recover, and check what survived.
 #
-#   scripts/crash.sh [N]     N crash points per mode, default 200
+#   scripts/crash.sh [--transport lib|nbd] [--backend dir|s3] [N]
+#
+# N crash points per mode, default 200.
+#   --transport lib   (default) the writer drives the volume through the
+#                     lsvd library and is itself killed with SIGKILL
+#   --transport nbd   the writer drives qemu-storage-daemon's NBD export
+#                     (build/qemu-build) through libnbd, with discards as
+#                     well as write-zeroes; the daemon is killed with
+#                     SIGKILL, restarted (the recovery), and the export read
+#                     back through NBD
+#   --backend dir     (default) a dir:// store in TMPDIR
+#   --backend s3      an s3:// store on a local Ceph RGW: the one of
+#                     $RGW_DIR/lsvd.conf if RGW_DIR is set, else one started
+#                     here in build/rgw-crash (scripts/rgw.sh) and stopped
+#                     again; each loop uses a fresh key prefix
 #
 # mode a: the cache directory is kept: what was flushed must be there.
-# mode b: the cache directory is deleted before reopening: the volume must
-#         be a prefix of the writes in submission order.
+# mode b: the cache directory is deleted before recovering: with lib, the
+#         volume must be a prefix of the writes in submission order; with
+#         nbd (QEMU may reorder concurrent requests), the writes applied
+#         must be closed under happens-before (see check_hb()).
 #
 # Environment:
 #   CRASH_SEED    first seed (default: from the clock; printed, so that a
 #                 failing run can be repeated with the same request streams)
 #   CRASH_CHAIN   crash points per volume before a fresh one (default 4)
 #   CRASH_MIN_MS, CRASH_MAX_MS
-#                 when the writer is killed (default 20..400 ms after it
-#                 starts; 1..60 aims the kills at lsvd_open's recovery)
+#                 when the writer (lib) or the daemon (nbd) is killed
+#                 (default 20..400 ms after the writer starts)
 #   TMPDIR        where the volumes live (default /tmp); a failing point's
 #                 state is kept there, and the output says where
 #
@@ -25,17 +41,31 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+transport=lib backend=dir
+usage() {
+    echo "usage: scripts/crash.sh [--transport lib|nbd] [--backend dir|s3] [N]" >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --transport) transport=${2:-}; shift 2 || usage ;;
+    --backend) backend=${2:-}; shift 2 || usage ;;
+    -*) usage ;;
+    *) break ;;
+    esac
+done
 points=${1:-200}
+case $points in ''|*[!0-9]*) usage ;; esac
+case $transport in lib|nbd) ;; *) usage ;; esac
+case $backend in dir|s3) ;; *) usage ;; esac
 seed=${CRASH_SEED:-$(date +%s)}
 chain=${CRASH_CHAIN:-4}
 min_ms=${CRASH_MIN_MS:-20}
 max_ms=${CRASH_MAX_MS:-400}
 build="$top/build/core"
 exe="$build/tests/crash/lsvd-crash"
-
-case $points in
-''|*[!0-9]*) echo "usage: scripts/crash.sh [N]" >&2; exit 2 ;;
-esac
+qsd="$top/build/qemu-build/storage-daemon/qemu-storage-daemon"
+tag=$transport-$backend
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" --prefix="$top/build/prefix" --libdir=lib \
@@ -50,6 +80,59 @@ then
     exit 1
 fi
 
+extra=()
+if [ "$transport" = nbd ]; then
+    if [ ! -x "$qsd" ]; then
+        echo "crash: no $qsd (make qemu builds it)"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    # a copy: the shared build/qemu-build may be rebuilt under a long run
+    qsd_copy=$(mktemp "$top/build/crash-qsd.XXXXXX")
+    cp "$qsd" "$qsd_copy" && chmod 755 "$qsd_copy"
+    extra+=(--qsd "$qsd_copy")
+fi
+
+# an RGW of our own unless RGW_DIR names one, stopped on every way out
+own_rgw=
+stop_rgw() {
+    [ -z "${qsd_copy:-}" ] || rm -f "$qsd_copy"
+    if [ -n "$own_rgw" ]; then
+        bash scripts/rgw.sh stop "$own_rgw" >>"$top/build/crash-rgw.log" 2>&1 ||
+            echo "crash: scripts/rgw.sh stop $own_rgw failed" >&2
+        own_rgw=
+    fi
+}
+trap stop_rgw EXIT
+trap 'stop_rgw; exit 130' INT
+trap 'stop_rgw; exit 143' TERM
+if [ "$backend" = s3 ]; then
+    if [ "$transport" != nbd ]; then
+        echo "crash: --backend s3 needs --transport nbd (the library" \
+             "loop makes dir:// stores)" >&2
+        exit 2
+    fi
+    rgw=${RGW_DIR:-}
+    if [ -z "$rgw" ]; then
+        own_rgw=$top/build/rgw-crash
+        rgw=$own_rgw
+        echo "== crash: scripts/rgw.sh start $rgw"
+        if ! bash scripts/rgw.sh start "$rgw" >"$top/build/crash-rgw.log" 2>&1
+        then
+            tail -n 20 "$top/build/crash-rgw.log"
+            echo "crash: the RGW did not start"
+            echo "0 passed, 1 failed"
+            exit 1
+        fi
+    fi
+    if [ ! -f "$rgw/lsvd.conf" ]; then
+        echo "crash: no $rgw/lsvd.conf (is the RGW of $rgw running?)"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    extra+=(--s3-conf "$rgw/lsvd.conf")
+fi
+
 passed=0 failed=0
 t0=$(date +%s)
 
@@ -61,12 +144,12 @@ else
 fi
 
 for mode in a b; do
-    log="$top/build/crash-$mode.log"
-    echo "== crash($mode): $points points, seed $seed, chain $chain," \
-         "kills after $min_ms..$max_ms ms"
+    log="$top/build/crash-$tag-$mode.log"
+    echo "== crash($mode): $transport on $backend://, $points points, seed" \
+         "$seed, chain $chain, kills after $min_ms..$max_ms ms"
     "$exe" loop --mode "$mode" --points "$points" --seed "$seed" \
         --chain "$chain" --min-ms "$min_ms" --max-ms "$max_ms" \
-        --keep-going 2>&1 | tee "$log" |
+        --keep-going "${extra[@]}" 2>&1 | tee "$log" |
         grep -v -E '^crash\(.\): [0-9]+/[0-9]+ points'
     line=$(tail -n 1 "$log")
     if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
@@ -78,7 +161,8 @@ for mode in a b; do
     fi
 done
 
-echo "crash: both modes in $(( $(date +%s) - t0 )) s; repeat with" \
-     "CRASH_SEED=$seed scripts/crash.sh $points"
+echo "crash: $transport on $backend://, both modes in" \
+     "$(( $(date +%s) - t0 )) s; repeat with CRASH_SEED=$seed" \
+     "scripts/crash.sh --transport $transport --backend $backend $points"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,8 @@ PKGS=(
     # lsvd-core
     libglib2.0-dev liburing-dev liblz4-dev libcurl4-openssl-dev libssl-dev
     libisal-dev
+    # the crash test's NBD client of qemu-storage-daemon (tests/crash)
+    libnbd-dev
     # QEMU (tools + x86_64 system emulator), see shared ENVIRONMENT.md
     libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
     # QEMU's FUSE export (qemu-storage-daemon --export type=fuse); fuse3
