@@ -621,8 +621,12 @@ static bool schedule_retry(struct s3_store *s, struct s3_req *r)
     unsigned wait = d / 2 + g_random_int_range(0, d / 2 + 1);
     char why[CURL_ERROR_SIZE + 64];
 
-    if (now + (gint64)wait * 1000 > r->deadline) {
+    if (now >= r->deadline) {
         return false;
+    }
+    /* the last attempt starts at the deadline, not a backoff before it */
+    if (now + (gint64)wait * 1000 > r->deadline) {
+        wait = (r->deadline - now + 999) / 1000;
     }
     r->delay_ms = MIN(d * 2, BACKOFF_MAX_MS);
     r->retry_at = now + (gint64)wait * 1000;

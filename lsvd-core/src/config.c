@@ -36,6 +36,7 @@ static const char *const known_keys[][2] = {
     { "cache", "write_timeout" },
     { "log", "batch_size" },
     { "log", "checkpoint_objects" },
+    { "log", "batch_timeout" },
 };
 
 static bool key_known(const char *group, const char *key)
@@ -408,6 +409,7 @@ static struct lsvd_config *config_defaults(const char *source)
     cfg->cache_size = LSVD_DEFAULT_CACHE_SIZE;
     cfg->batch_size = LSVD_DEFAULT_BATCH_SIZE;
     cfg->checkpoint_objects = LSVD_DEFAULT_CHECKPOINT_OBJECTS;
+    cfg->batch_timeout_ms = LSVD_DEFAULT_BATCH_TIMEOUT_S * 1000;
     cfg->read_cache_size = LSVD_DEFAULT_READ_CACHE_SIZE;
     cfg->read_block = LSVD_DEFAULT_READ_BLOCK;
     cfg->s3.region = g_strdup("us-east-1");
@@ -470,6 +472,10 @@ int config_parse(const char *data, size_t len, const char *source,
                             "must be between 1 and 1000000", source);
         }
         cfg->checkpoint_objects = n;
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "log", "batch_timeout", 0, 3600, 1000,
+                       &cfg->batch_timeout_ms, err);
     }
     if (ret == 0) {
         ret = parse_cache_keys(kf, source, cfg, err);

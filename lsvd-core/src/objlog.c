@@ -15,7 +15,7 @@
 
 #define PUT_RETRY_MIN_MS 100
 #define PUT_RETRY_MAX_MS 5000
-#define PUT_TRIES_CLOSING 5         /* tries left once closing */
+#define CLOSE_RETRY_US (10 * G_USEC_PER_SEC)  /* PUT retries once closing */
 #define CKPT_INTERVAL_US (300 * G_USEC_PER_SEC)   /* or every N objects */
 
 #define LOC_SEQ_MAX 0x7fffffffULL
@@ -52,6 +52,7 @@ struct batch {
     struct extmap *bmap;            /* lba -> journal sector, or LOC_ZERO */
     GArray *recs;                   /* struct brec, in journal order */
     size_t blen;                    /* data bytes added, overwrites too */
+    int64_t started;                /* monotonic time of the first add */
     uint64_t jseq;                  /* newest journal record in the batch */
     bool done;                      /* DONE: ret and h are set */
     int ret;
@@ -85,6 +86,7 @@ struct objlog {
     uint64_t durable_jseq;
     int error;                      /* sticky: a PUT failed for good */
     bool closing;
+    int64_t closing_since;          /* monotonic, when closing was set */
     struct objlog_stats stats;
     struct workers *pool;           /* PUT workers */
     struct rcache *rc;              /* read cache, or NULL; not ours */
@@ -492,15 +494,23 @@ fail:
     return ret;
 }
 
+void objlog_closing(struct objlog *ol)
+{
+    g_mutex_lock(&ol->lock);
+    if (!ol->closing) {
+        ol->closing = true;
+        ol->closing_since = g_get_monotonic_time();
+    }
+    g_mutex_unlock(&ol->lock);
+}
+
 void objlog_close(struct objlog *ol)
 {
     if (!ol) {
         return;
     }
     if (ol->pool) {
-        g_mutex_lock(&ol->lock);
-        ol->closing = true;
-        g_mutex_unlock(&ol->lock);
+        objlog_closing(ol);
         workers_stop(ol->pool);         /* waits for PUTs */
     }
     while (!g_queue_is_empty(&ol->sealed)) {
@@ -530,6 +540,9 @@ int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
 {
     struct batch *b = ol->cur;
 
+    if (!b->started) {
+        b->started = g_get_monotonic_time();
+    }
     if (zero) {
         extmap_update(b->bmap, lba, sectors, LOC_ZERO);
     } else {
@@ -552,6 +565,11 @@ bool objlog_batch_full(const struct objlog *ol, unsigned times)
 {
     return ol->cur->blen >= times * ol->batch_size ||
            extmap_count(ol->cur->bmap) >= times * MAX_BATCH_EXTENTS;
+}
+
+int64_t objlog_batch_started(const struct objlog *ol)
+{
+    return objlog_batch_empty(ol) ? 0 : ol->cur->started;
 }
 
 bool objlog_batch_empty(const struct objlog *ol)
@@ -975,7 +993,7 @@ static void put_worker(void *data, void *user_data)
     struct obj_header h = { 0 };
     g_autofree uint8_t *stored = NULL, *hdr = NULL;
     char name[OBJ_NAME_MAX];
-    unsigned delay = PUT_RETRY_MIN_MS, closing_tries = PUT_TRIES_CLOSING;
+    unsigned delay = PUT_RETRY_MIN_MS;
     int ret = -EIO;
 
     if (b->ckpt) {
@@ -1001,18 +1019,23 @@ static void put_worker(void *data, void *user_data)
             { hdr, h.hdr_len },
             { stored, b->ckpt ? 0 : h.data_len },
         };
-        bool closing;
+        bool give_up;
 
         ret = ol->be->ops->put(ol->be->be, name, iov, 2);
         if (ret == 0) {
             break;
         }
+        /* a close does not wait out an outage: the journal keeps the
+         * data, and the next open replays it */
         g_mutex_lock(&ol->lock);
-        closing = ol->closing;
+        give_up = ol->closing &&
+                  (ol->error || g_get_monotonic_time() - ol->closing_since >=
+                                CLOSE_RETRY_US);
         g_mutex_unlock(&ol->lock);
-        if (closing && --closing_tries == 0) {
-            lsvd_log(LSVD_LOG_ERROR, "PUT %s failed: %s; giving up (the "
-                     "data stays in the journal)", name, g_strerror(-ret));
+        if (give_up) {
+            lsvd_log(LSVD_LOG_ERROR, "PUT %s failed: %s; giving up at close "
+                     "(the data stays in the journal)", name,
+                     g_strerror(-ret));
             break;
         }
         lsvd_log(LSVD_LOG_WARNING, "PUT %s failed: %s; retrying in %u ms",

@@ -13,7 +13,7 @@
  * journal's size, not memory, bounds how far writes run ahead of PUTs.
  * put_depth PUTs run at once; they complete in any order, but batches are
  * applied in sequence order.
- * A failed PUT is retried with backoff (forever, or a few more times once
+ * A failed PUT is retried with backoff (forever, or for 10 s more once
  * closing); one that fails for good leaves a gap, and nothing after it is
  * applied: the data stays in the journal for the next open to replay.
  *
@@ -79,7 +79,10 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
                 uint64_t batch_size, unsigned put_depth,
                 unsigned ckpt_every, bool rdonly, struct objlog **out,
                 uint64_t *max_jseq, struct lsvd_err *err);
-/* Waits for PUTs in flight (a few more tries each), then frees. */
+/* From now on a failing PUT is retried for 10 s more at most, then given
+ * up (a gap: its data stays in the journal).  For a close. */
+void objlog_closing(struct objlog *ol);
+/* objlog_closing(), waits for the PUTs in flight, then frees. */
 void objlog_close(struct objlog *ol);
 
 /*
@@ -102,6 +105,9 @@ void objlog_batch_record(struct objlog *ol, uint64_t off, uint64_t len,
 /* True when the batch has reached @times the batch size. */
 bool objlog_batch_full(const struct objlog *ol, unsigned times);
 bool objlog_batch_empty(const struct objlog *ol);
+/* When the batch got its first extent (g_get_monotonic_time()), or 0 if
+ * it is empty. */
+int64_t objlog_batch_started(const struct objlog *ol);
 
 /* Seal the batch and queue its PUT.  While a great many batches wait
  * (MAX_SEALED) it waits, or with !@wait returns -EAGAIN (the batch keeps

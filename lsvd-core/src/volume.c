@@ -53,6 +53,7 @@
 #define ZERO_EXT_MAX (1ULL << ZLOC_SHIFT)
 #define WRITE_REC_MAX (JOURNAL_MAX_RECORD / 2)  /* data per write record */
 #define LSVD_MAX_SECTORS (1ULL << 40)       /* 512 TiB */
+#define STATS_REFRESH_US G_USEC_PER_SEC     /* while PUTs are pending */
 
 enum vreq_type {
     VREQ_READ, VREQ_WRITE, VREQ_ZERO, VREQ_FLUSH, VREQ_RESIZE, VREQ_STOP
@@ -113,6 +114,7 @@ struct lsvd_volume {
     char *stats_path;           /* writable opens: CACHE/VOL.stats */
 
     int64_t write_timeout_us;   /* [cache] write_timeout; 0: none */
+    int64_t batch_timeout_us;   /* [log] batch_timeout; 0: none */
 
     GMutex pool_lock;           /* protects pool, pooled */
     struct vreq *pool;          /* free request structs, reused */
@@ -717,12 +719,54 @@ static int do_resize(struct lsvd_volume *v, uint64_t size)
     return 0;
 }
 
+/*
+ * The journal thread's next request.  While the batch holds data, wait only
+ * until it is batch_timeout old, then seal it: the last writes of a volume
+ * gone quiet reach the store too, so losing the cache loses at most about
+ * that much of them.  While data is not yet in objects, wake every second
+ * to bring the counters up to date with the PUTs.  NULL: it woke for these.
+ */
+static struct vreq *next_request(struct lsvd_volume *v)
+{
+    int64_t now = g_get_monotonic_time(), until = 0;
+    int64_t started = objlog_batch_started(v->ol);
+    struct vreq *r;
+
+    if (started && v->batch_timeout_us) {
+        until = started + v->batch_timeout_us;
+    }
+    if (v->journal_bytes > 0) {     /* written only by this thread */
+        until = until ? MIN(until, now + STATS_REFRESH_US)
+                      : now + STATS_REFRESH_US;
+    }
+    if (!until) {
+        return g_async_queue_pop(v->queue);
+    }
+    if (until > now) {
+        r = g_async_queue_timeout_pop(v->queue, until - now);
+        if (r) {
+            return r;
+        }
+    }
+    if (started && v->batch_timeout_us && !v->failed &&
+        g_get_monotonic_time() >= started + v->batch_timeout_us) {
+        int ret = objlog_seal(v->ol, false);
+
+        if (ret < 0 && ret != -EAGAIN) {
+            lsvd_log(LSVD_LOG_ERROR, "volume '%s': %s", v->name,
+                     g_strerror(-ret));
+        }
+    }
+    update_stats(v);
+    return NULL;
+}
+
 static gpointer journal_thread(gpointer arg)
 {
     struct lsvd_volume *v = arg;
 
     for (;;) {
-        struct vreq *r = g_async_queue_pop(v->queue);
+        struct vreq *r = next_request(v);
 
         /* group commit: take what has queued up meanwhile */
         for (int n = 0; r; n++) {
@@ -744,6 +788,9 @@ static gpointer journal_thread(gpointer arg)
                 break;
             case VREQ_STOP:
                 run_round(v);
+                if (!v->rdonly) {
+                    objlog_closing(v->ol);  /* do not wait out an outage */
+                }
                 if (v->rdonly) {
                     v->close_ret = 0;
                 } else if (v->failed) {
@@ -1294,6 +1341,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     v->name = g_strdup(name);
     v->rdonly = flags & (LSVD_OPEN_RDONLY | LSVD_OPEN_SHARED);
     v->write_timeout_us = (int64_t)cfg->write_timeout_ms * 1000;
+    v->batch_timeout_us = (int64_t)cfg->batch_timeout_ms * 1000;
     shared = flags & LSVD_OPEN_SHARED;
     v->jmap = extmap_new();
 

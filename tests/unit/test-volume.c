@@ -1802,6 +1802,85 @@ static void test_write_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     vol_close(v);
 }
 
+/*
+ * [log] batch_timeout: a batch that is not full is PUT once it is that
+ * old, so a volume gone quiet has its last writes in the store (and a lost
+ * cache loses none of them); the counters follow the PUTs without any new
+ * request.
+ */
+static void test_batch_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    static const char *const keys[] = { NULL };
+    g_autofree char *conf = NULL, *cache = NULL;
+    struct lsvd_volume *v;
+    struct lsvd_info info;
+    int64_t t0;
+
+    fix_config_full(f, "1M", "64M", 0, keys);
+    g_assert_cmpint(lsvd_config_set(f->cfg, "log", "batch_timeout", "1",
+                                    NULL), ==, 0);
+    vol_create(f, "bt", MODEL_SIZE);
+    v = vol_open(f, "bt", 0);
+    write_pat(v, 100, 64, 1);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    t0 = g_get_monotonic_time();
+    do {
+        g_usleep(100000);
+        g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
+    } while (info.journal_bytes > 0 &&
+             g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
+    g_test_message("in the store after %.1f s",
+                   (g_get_monotonic_time() - t0) / 1e6);
+    g_assert_cmpuint(info.journal_bytes, ==, 0);
+    g_assert_cmpuint(count_objects(f, "bt", NULL), >=, 1);
+    /* the cache lost while the volume is open: the store has the write */
+    cache = g_build_filename(f->root, "cache", NULL);
+    g_assert_cmpint(lsvd_close(v), ==, 0);
+    rm_rf(cache);
+    v = vol_open(f, "bt", 0);
+    check_pat(v, 100, 64, 1);
+    vol_close(v);
+}
+
+/*
+ * A close while the store refuses PUTs gives up after about 10 s instead
+ * of waiting out the outage: the data stays in the journal, and the next
+ * open, with the store back, replays it.
+ */
+static void test_close_during_outage(struct fix *f,
+                                     gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *name = object_name("co", 1);
+    g_autofree char *blocked = NULL;
+    struct lsvd_volume *v;
+    int64_t t0;
+    double secs;
+    int ret;
+
+    if (f->s3) {
+        g_test_skip("needs dir:// to refuse PUTs");
+        return;
+    }
+    vol_create(f, "co", MODEL_SIZE);
+    blocked = g_build_filename(f->store, name, NULL);
+    g_assert_false(g_file_test(blocked, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(g_mkdir_with_parents(blocked, 0755), ==, 0);
+    v = vol_open(f, "co", 0);
+    write_pat(v, 100, 64, 1);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    t0 = g_get_monotonic_time();
+    ret = lsvd_close(v);
+    secs = (g_get_monotonic_time() - t0) / 1e6;
+    g_test_message("close: %d after %.1f s", ret, secs);
+    g_assert_cmpint(ret, <, 0);
+    g_assert_cmpfloat(secs, <, 30);
+    g_assert_cmpint(g_rmdir(blocked), ==, 0);
+    v = vol_open(f, "co", 0);
+    check_pat(v, 100, 64, 1);
+    vol_close(v);
+    g_assert_cmpuint(count_objects(f, "co", NULL), >=, 1);
+}
+
 struct one_write_arg {
     const char *vol;
     uint64_t lba, sectors, id;
@@ -3100,6 +3179,8 @@ int main(int argc, char **argv)
         { "/volume/crash/torn-journal", test_torn_journal },
         { "/volume/crash/readback-corrupt", test_readback_corrupt },
         { "/volume/write-timeout", test_write_timeout },
+        { "/volume/batch-timeout", test_batch_timeout },
+        { "/volume/close-during-outage", test_close_during_outage },
         { "/volume/crash/journal-deleted-jmap-kept",
           test_journal_deleted_jmap_kept },
         { "/volume/crash/stale-records-after-corruption",
