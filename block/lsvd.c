@@ -970,8 +970,30 @@ static BlockDriver bdrv_lsvd = {
     .strong_runtime_opts          = qemu_lsvd_strong_runtime_opts,
 };
 
+/*
+ * lsvd-core's log lines, from any of its threads: errors and warnings
+ * (a journal write that failed, a PUT being retried or given up) go to
+ * stderr through error_report(), which any thread may call; information
+ * lines stay quiet.
+ */
+static void qemu_lsvd_log(void *arg, enum lsvd_log_level level,
+                          const char *msg)
+{
+    switch (level) {
+    case LSVD_LOG_ERROR:
+        error_report("lsvd: %s", msg);
+        break;
+    case LSVD_LOG_WARNING:
+        warn_report("lsvd: %s", msg);
+        break;
+    case LSVD_LOG_INFO:
+        break;
+    }
+}
+
 static void bdrv_lsvd_init(void)
 {
+    lsvd_set_log_handler(qemu_lsvd_log, NULL);
     bdrv_register(&bdrv_lsvd);
 }
 
