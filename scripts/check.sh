@@ -7,7 +7,8 @@
 # core:  unit tests of lsvd-core (meson test, build/core), except suite s3
 # asan:  the same under AddressSanitizer + UBSan (build/asan)
 # s3:    meson suite s3 (build/core, then build/asan) and, once QEMU is
-#        built, tests/qemu/test-s3.sh, against a single-node Ceph RGW on
+#        built, tests/qemu/test-s3.sh and tests/fault/test-s3-faults.sh
+#        (faults injected by a proxy), against a single-node Ceph RGW on
 #        127.0.0.1: scripts/rgw.sh start build/rgw-check (installs the
 #        ceph packages if missing), LSVD_TEST_S3_CONF=build/rgw-check/
 #        lsvd.conf, and the RGW is stopped again whatever happens
@@ -186,6 +187,8 @@ for s in "${suites[@]}"; do
             # QEMU on S3, when QEMU is built (make check builds it first)
             if [ -x build/qemu-build/qemu-img ]; then
                 run_script tests/qemu/test-s3.sh
+                # faults between lsvd and this RGW (tests/fault/s3proxy.py)
+                run_script tests/fault/test-s3-faults.sh
             fi
             # crash points through qemu-storage-daemon on s3:// (a fresh
             # key prefix per mode, on this RGW)
