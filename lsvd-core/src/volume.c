@@ -1200,6 +1200,8 @@ static int replay_record(void *arg, const struct rec_header *r,
 {
     struct replay_ctx *c = arg;
     struct lsvd_volume *v = c->v;
+    bool batch = r->seq > c->after_seq;
+    int ret;
 
     for (uint32_t i = 0; i < r->n_extents; i++) {
         const struct rec_extent *e = &r->extents[i];
@@ -1212,8 +1214,18 @@ static int replay_record(void *arg, const struct rec_header *r,
             return -EIO;
         }
     }
-    return map_record(v, r->type, r->extents, r->n_extents, data_off, r->seq,
-                      r->seq > c->after_seq);
+    ret = map_record(v, r->type, r->extents, r->n_extents, data_off, r->seq,
+                     batch);
+    /* a journal of many batches replays into as many objects, not into
+     * one as large as the journal */
+    if (ret == 0 && batch && !v->rdonly && objlog_batch_full(v->ol, 1)) {
+        int sret = objlog_seal(v->ol, false);
+
+        if (sret < 0 && sret != -EAGAIN) {
+            ret = sret;
+        }
+    }
+    return ret;
 }
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)

@@ -1881,6 +1881,64 @@ static void test_close_during_outage(struct fix *f,
     g_assert_cmpuint(count_objects(f, "co", NULL), >=, 1);
 }
 
+/* Write 20 MiB in 1 MiB writes (write i is id i + 1), flush, and "crash"
+ * with nothing in objects (the test refuses PUTs). */
+static int replay_child(struct fix *f, void *p G_GNUC_UNUSED)
+{
+    struct lsvd_volume *v = NULL;
+    struct lsvd_err err;
+    g_autofree uint8_t *buf = g_malloc(1 << 20);
+
+    if (lsvd_open(f->cfg, "rp", 0, &v, &err) < 0) {
+        fprintf(stderr, "child: open: %s\n", err.msg);
+        return 10;
+    }
+    for (uint64_t i = 0; i < 20; i++) {
+        pat_fill(buf, i * 2048, 2048, i + 1);
+        if (lsvd_write(v, i << 20, buf, 1 << 20) < 0) {
+            return 11;
+        }
+    }
+    return lsvd_flush(v) < 0 ? 12 : 0;
+}
+
+/*
+ * Replay after a crash seals batches as they fill: a journal holding many
+ * batches' worth goes back into as many objects, not one as large as the
+ * journal (which also had to be held in memory whole).
+ */
+static void test_replay_batches(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *name = object_name("rp", 1);
+    g_autofree char *jpath = journal_file(f, "rp");
+    g_autofree char *blocked = NULL;
+    struct lsvd_volume *v;
+    unsigned n;
+
+    if (f->s3) {
+        g_test_skip("needs dir:// to refuse PUTs");
+        return;
+    }
+    fix_config(f, "1M", "64M");
+    vol_create(f, "rp", 32ULL << 20);
+    blocked = g_build_filename(f->store, name, NULL);
+    g_assert_cmpint(g_mkdir_with_parents(blocked, 0755), ==, 0);
+    run_child(f, replay_child, NULL);
+    g_assert_cmpint(g_rmdir(blocked), ==, 0);
+
+    v = vol_open(f, "rp", 0);
+    vol_close(v);
+    n = count_objects(f, "rp", NULL);
+    g_test_message("replay of 20 MiB in 1 MiB batches: %u objects", n);
+    g_assert_cmpuint(n, >=, 10);
+    g_assert_cmpint(unlink(jpath), ==, 0);
+    v = vol_open(f, "rp", 0);
+    for (uint64_t i = 0; i < 20; i++) {
+        check_pat(v, i * 2048, 2048, i + 1);
+    }
+    vol_close(v);
+}
+
 struct one_write_arg {
     const char *vol;
     uint64_t lba, sectors, id;
@@ -3181,6 +3239,7 @@ int main(int argc, char **argv)
         { "/volume/write-timeout", test_write_timeout },
         { "/volume/batch-timeout", test_batch_timeout },
         { "/volume/close-during-outage", test_close_during_outage },
+        { "/volume/crash/replay-batches", test_replay_batches },
         { "/volume/crash/journal-deleted-jmap-kept",
           test_journal_deleted_jmap_kept },
         { "/volume/crash/stale-records-after-corruption",
