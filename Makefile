@@ -69,7 +69,8 @@ fuzz: core
 crash: core
 	bash scripts/crash.sh $(N)
 
-# benchmarks; results in docs/bench/
+# benchmarks, at most 30 minutes (BENCH_QUICK=1: a smoke run of a few
+# minutes); report in docs/bench/README.md, rows in docs/bench/results.csv
 bench: core
 	bash scripts/bench.sh
 

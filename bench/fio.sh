@@ -181,15 +181,20 @@ fio_one() {     # system name rw bs qd [fio options...]
         --output-format=json --output="$fio_dir/$sys-$name.json" "$@" \
         >>"$fio_dir/fio.log" 2>&1 || echo "bench: fio $sys $name failed" >&2
     [ -n "$fio_pid" ] && c1=$(cpu_seconds "$fio_pid")
-    local stats=
-    if [ "$sys" = lsvd ]; then
-        "stop_$sys"
-        stats=$("$lsvd" --conf "$r/lsvd.conf" stats fiobench)
-    else
-        "stop_$sys"
-    fi
+    # closing waits until everything written is in the store: time it
+    local stats= t0 t1
+    t0=$(date +%s.%N)
+    "stop_$sys"
+    t1=$(date +%s.%N)
+    [ "$sys" = lsvd ] && stats=$("$lsvd" --conf "$r/lsvd.conf" stats fiobench)
     o1=$(osd_counters)
     fio_rows "$sys" "$name" "$fio_dir/$sys-$name.json" "$o0" "$o1" "${c0:-}" "${c1:-}" "$stats"
+    case $rw in
+    *write)
+        row backend "$name" "$sys" close_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
+            "s to store" "" "" "from fio's end until the close returned (store up to date; rbd: nothing to close)"
+        ;;
+    esac
 }
 
 # fio's JSON, the counters: CSV rows

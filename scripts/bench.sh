@@ -196,6 +196,9 @@ fi
     echo "ceph,$(ceph --version 2>/dev/null | cut -d' ' -f1-3)"
     echo "s3backer,$(s3backer --version 2>&1 | head -n 1)"
     echo "gnuplot,$(gnuplot --version)"
+    echo "cpu_counter,$(perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q 'not supported' &&
+        echo 'perf stat -e instructions: not supported here; CPU per I/O is user+system seconds of the serving process (/proc/PID/stat)' ||
+        echo 'CPU per I/O is user+system seconds of the serving process (/proc/PID/stat)')"
     echo "parameters,span $span; fio runtime ${rt}s; write cap $wcap; journals $journals"
 } >"$b/meta.csv"
 /usr/bin/python3 bench/report.py "$csv" "$b/meta.csv" "$out"
