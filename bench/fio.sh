@@ -177,7 +177,7 @@ fio_one() {     # system name rw bs qd [fio options...]
     "start_$sys"
     [ -n "$fio_pid" ] && c0=$(cpu_seconds "$fio_pid")
     fio --name="$name" "${fio_target[@]}" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-        --size="$span" "${limit[@]}" --randrepeat=0 --norandommap \
+        --size="$span" "${limit[@]}" --randrepeat=0 --norandommap --refill_buffers \
         --output-format=json --output="$fio_dir/$sys-$name.json" "$@" \
         >>"$fio_dir/fio.log" 2>&1 || echo "bench: fio $sys $name failed" >&2
     [ -n "$fio_pid" ] && c1=$(cpu_seconds "$fio_pid")
@@ -189,10 +189,10 @@ fio_one() {     # system name rw bs qd [fio options...]
     [ "$sys" = lsvd ] && stats=$("$lsvd" --conf "$r/lsvd.conf" stats fiobench)
     o1=$(osd_counters)
     fio_rows "$sys" "$name" "$fio_dir/$sys-$name.json" "$o0" "$o1" "${c0:-}" "${c1:-}" "$stats"
-    case $rw in
-    *write)
+    case $sys/$rw in
+    lsvd/*write | s3backer/*write)
         row backend "$name" "$sys" close_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
-            "s to store" "" "" "from fio's end until the close returned (store up to date; rbd: nothing to close)"
+            "s to store" "" "" "from fio's end until the close returned: the store up to date"
         ;;
     esac
 }
@@ -217,6 +217,8 @@ PY
         ref="fio/$w/raw/iops;fio/$w/rbd/iops;fio/$w/s3backer/iops"
         tgt=">=0.9;>=10;>=20"
     fi
+    # fresh random data in every write (--refill_buffers): lsvd compresses,
+    # and fio's reused buffers would flatter it
     row fio "$w" "$sys" iops "$iops" IOPS "$ref" "$tgt" ""
     row fio "$w" "$sys" mb_s "$mbs" MB/s "${ref:+fio/$w/raw/mb_s}" "" ""
     row fio "$w" "$sys" lat_mean "$lat" us "${ref:+fio/$w/raw/lat_mean}" "" ""

@@ -257,7 +257,7 @@ def main():
         md += [f"![{p}]({p})", ""] if p else []
 
     for sec, title, text in (
-            ("qemu-img-bench", "Block I/O: qemu-img bench", "`qemu-img bench` straight on the "
+            ("write", "Block I/O: qemu-img bench", "`qemu-img bench` straight on the "
              "block driver (no NBD): lsvd on a local dir:// store against a raw file with "
              "O_DIRECT and io_uring, same disk."),
             ("s3", "Write-back, read miss, read cache hits", "lsvd on the run's RGW against "

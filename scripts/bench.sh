@@ -115,7 +115,7 @@ if want extmap; then
     # "insert (random order)  632.9 ns/op" / "memory  20.26 bytes/extent (...)":
     # the first memory line after each insert is the map of n extents
     awk '/^extmap:/ { kind = ($3 == "random") ? "random" : "ascending"; mem = 0 }
-         /ns\/op/ { sub(/^ +/, ""); op = $0; sub(/ +[0-9.]+ ns\/op.*/, "", op);
+         /ns\/op/ { sub(/^ +/, ""); op = $0; sub(/ +[0-9.]+ ns\/op.*/, "", op); gsub(/,/, "", op);
                     n = split($0, f, " "); print kind "|" op "|" f[n - 1] "|ns/op" }
          /^ +memory/ && !mem { print kind "|memory|" $2 "|bytes/extent"; mem = 1 }
          /^ +heap/ { print kind "|heap (malloc overhead)|" $2 "|bytes/extent" }' "$b/extmap.txt" |
@@ -142,11 +142,11 @@ if want write; then
         tl=$(LSVD_CONF="$w/lsvd.conf" qbtime "${args[@]}" "${fa[@]}" -f raw lsvd:bench)
         wl=write-4k-qd32-flush$fl
         note="qemu-img bench -w -c $n_write -d 32 -s 4096 -S 1536k ${fa[*]}; raw: -t none -i io_uring; lsvd on a dir:// store"
-        row qemu-img-bench "$wl" raw iops "$(calc "printf \"%.0f\", $n_write / $traw")" IOPS "" "" "$note"
-        ref="qemu-img-bench/$wl/raw/iops"
+        row write "$wl" raw iops "$(calc "printf \"%.0f\", $n_write / $traw")" IOPS "" "" "$note"
+        ref="write/$wl/raw/iops"
         tgt=
         [ $fl = 0 ] && tgt=">=0.9"
-        row qemu-img-bench "$wl" lsvd iops "$(calc "printf \"%.0f\", $n_write / $tl")" IOPS "$ref" "$tgt" "$note"
+        row write "$wl" lsvd iops "$(calc "printf \"%.0f\", $n_write / $tl")" IOPS "$ref" "$tgt" "$note"
     done
     rm -rf "$w"
 fi
@@ -180,7 +180,7 @@ trap - EXIT
 # keep the rows of the sections not run this time
 if [ -f "$out/results.csv" ]; then
     head -n 1 "$out/results.csv" | grep -q '^id,' && tail -n +2 "$out/results.csv" |
-        awk -F, -v s="$sections" 'index(s, " " $2 " ") == 0' >>"$csv"
+        awk -F, -v s="$sections" '{ sec = ($2 == "backend") ? "fio" : $2 } index(s, " " sec " ") == 0' >>"$csv"
 fi
 {
     echo "date,$(date -u +%Y-%m-%dT%H:%MZ)"
