@@ -206,6 +206,15 @@ def main():
     if meta.get("quick") == "1":
         md += ["**Quick mode (BENCH_QUICK=1): every run cut to a few seconds; "
                "a smoke test of the harness, not figures to quote.**", ""]
+    md += ["Run: `make bench` (all sections, at most 30 minutes), or "
+           "`scripts/bench.sh SECTION...` (extmap write fio s3 recovery; the other "
+           "sections' rows are kept), `BENCH_QUICK=1` for a smoke run of a few minutes, "
+           "`BENCH_SYSTEMS=\"raw lsvd\"` to restrict the fio systems.  Needs "
+           "`scripts/setup-deps.sh` (fio, gnuplot-nox, s3backer) and the Ceph packages "
+           "`scripts/rgw.sh` installs; no ceph-mgr.", "",
+           "The machine is shared (2 cores; other jobs ran beside this one: see the load "
+           "averages below), so single figures are noisy; each ratio compares runs made "
+           "minutes apart in the same invocation.", ""]
     md += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in meta.items()] + [""]
 
     tt, n, bad = targets_table(rows, by_id)

@@ -30,9 +30,21 @@ b="$top/build/bench"
 mkdir -p "$out" "$b"
 sections=" ${*:-extmap write fio s3 recovery} "
 want() { [[ $sections == *" $1 "* ]]; }
-qb="$top/build/qemu-build"
 lsvd="$top/build/prefix/bin/lsvd"
 t_start=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# A snapshot of the QEMU tools: build/qemu-build may be relinked while we
+# run (it is shared), and every figure must come from the same binaries.
+for x in qemu-img qemu-io storage-daemon/qemu-storage-daemon; do
+    [ -x "$top/build/qemu-build/$x" ] || { echo "bench: missing build/qemu-build/$x (make qemu)" >&2; exit 1; }
+done
+qb="$b/qemu"
+rm -rf "$qb"
+mkdir -p "$qb/storage-daemon"
+for x in qemu-img qemu-io storage-daemon/qemu-storage-daemon; do
+    cp "$top/build/qemu-build/$x" "$qb/$x"
+done
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     quick=1 span=64M rt=2 wcap=32M journals="64M"
@@ -42,9 +54,7 @@ else
     n_write=100000 nw=20000 nput=32 nget=500 nhit=20000 wb=512
 fi
 
-for x in "$qb/qemu-img" "$lsvd"; do
-    [ -x "$x" ] || { echo "bench: missing $x (make core; QEMU: make qemu)" >&2; exit 1; }
-done
+[ -x "$lsvd" ] || { echo "bench: missing $lsvd (make core)" >&2; exit 1; }
 
 # --- rows --------------------------------------------------------------------
 # id,section,workload,system,metric,value,unit,ref,target,note
@@ -188,10 +198,11 @@ fi
     echo "sections,${sections# }"
     echo "quick,$quick"
     echo "wall_seconds,$((SECONDS - t_start))"
+    echo "load average,at the start $load_start; at the end $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
     echo "machine,$(nproc) cores; $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "cpu,$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "disk,$(df -h --output=source,fstype,size "$b" | tail -n 1 | tr -s ' ')"
-    echo "qemu,$("$qb/qemu-img" --version | head -n 1)"
+    echo "qemu,$("$qb/qemu-img" --version | head -n 1) (build/qemu-build as of $(date -u -r "$qb/qemu-img" +%H:%MZ), lsvd linked in from main)"
     echo "fio,$(fio --version)"
     echo "ceph,$(ceph --version 2>/dev/null | cut -d' ' -f1-3)"
     echo "s3backer,$(s3backer --version 2>&1 | head -n 1)"
