@@ -282,5 +282,6 @@ fio_section() {
             fio_one "$sys" $w
         done
         "teardown_$sys"
+        rgw_gc
     done
 }

@@ -67,6 +67,7 @@ recovery_section() {
         row recovery "journal-$j" lsvd crash_open_s "$t_crash" s "recovery/journal-$j/lsvd/clean_open_s" "" \
             "open after kill -9 right after writing $j (counters file, <= 5 s old: ${jb:-?} journal bytes not in objects); that session then wrote back $rp before its close"
         "$lsvd" --conf "$conf" rm rec >/dev/null
+        rgw_gc
         rm -rf "$rec_dir/cache"
     done
     rm -rf "$rec_dir"

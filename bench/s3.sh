@@ -33,6 +33,7 @@ s3_section() {
     row s3 write-16k-qd32-strided lsvd s3_bytes_per_byte "$(calc "printf \"%.3f\", $(st be_put_bytes) / $(st write_bytes)")" \
         "PUT bytes/client byte" "" "" "qemu-img bench's pattern buffer compresses"
     "$lsvd" --conf "$c1" rm w1 >/dev/null
+    rgw_gc
 
     # 2. write-back throughput vs bare PUT, in the same minute: the bare PUT
     # runs before and after the volume, the reference is their mean
@@ -96,5 +97,6 @@ s3_section() {
             "read-only open, read cache filled by a full read ($(st rc_fills) fills); buffered pread from the cache file"
     done
     "$lsvd" --conf "$c2" rm c2 >/dev/null
+    rgw_gc
     rm -rf "$s3tmp"
 }

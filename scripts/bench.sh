@@ -43,7 +43,7 @@ qb="$b/qemu"
 rm -rf "$qb"
 mkdir -p "$qb/storage-daemon"
 for x in qemu-img qemu-io storage-daemon/qemu-storage-daemon; do
-    cp "$top/build/qemu-build/$x" "$qb/$x"
+    cp -p "$top/build/qemu-build/$x" "$qb/$x"
 done
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -107,6 +107,12 @@ cleanup() {
     return 0
 }
 trap cleanup EXIT
+# The RGW deletes lazily (rgw gc, hours later) and the OSD is a 2 GiB
+# memstore: free what the last step deleted before the next one fills it.
+rgw_gc() {
+    timeout 300 radosgw-admin -c "$r/ceph.conf" gc process --include-all >/dev/null 2>&1 ||
+        echo "bench: radosgw-admin gc process failed" >&2
+}
 if want fio || want s3 || want recovery; then
     echo "bench: starting the Ceph cluster and RGW in $r" >&2
     bash scripts/rgw.sh start "$r" >/dev/null
