@@ -217,6 +217,26 @@ def main():
            "minutes apart in the same invocation.", ""]
     md += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in meta.items()] + [""]
 
+    md += ["## What the references are (read before the ratios)", "",
+           "- The Ceph cluster is `scripts/rgw.sh`'s: one mon, one **memstore** OSD (RAM, "
+           "2 GiB), radosgw, all on 127.0.0.1.  RBD and the RGW therefore store into RAM, "
+           "not a disk: rbd's figures are those of a RAM-backed OSD one loopback hop away, "
+           "far faster than a real cluster; lsvd and s3backer reach the same OSD through "
+           "the RGW.",
+           "- raw and qcow2 are files on the disk that holds lsvd's journal and read cache, "
+           "opened with O_DIRECT: the physical limit of that disk through the same NBD path.",
+           "- Cache hits (s3 section): lsvd's read cache is read with buffered pread; the "
+           "reference is the raw file read buffered too, after one full read (both warm in "
+           "the page cache: like for like); the O_DIRECT figure is shown beside it.  In the "
+           "fio section lsvd's reads come from its journal or read cache (just written), "
+           "against raw and qcow2 with O_DIRECT: not like for like, for reads.",
+           "- CPU per I/O: perf's instruction counter is not available in this VM; the "
+           "figure is user+system CPU seconds of the serving process per I/O (qsd for raw, "
+           "qcow2 and lsvd, which includes the NBD server; s3backer's process; for rbd the "
+           "fio process with librbd, the OSD's CPU not counted).",
+           "- Every fio write carries fresh random data (`--refill_buffers`); the s3 "
+           "section's qemu-img bench writes carry qemu-img's pattern (compressible).",
+           ""]
     tt, n, bad = targets_table(rows, by_id)
     md += ["## Targets", "",
            f"{n} targets, {n - bad} met, {bad} not met.  ratio = value / reference.", ""] + tt + [""]
