@@ -85,7 +85,8 @@ soak: qemu
 guest-fs: qemu guest
 	bash tests/qemu/test-guest-fs.sh $(RUNS)
 
-# benchmarks; results in docs/bench/
+# benchmarks, at most 30 minutes (BENCH_QUICK=1: a smoke run of a few
+# minutes); report in docs/bench/README.md, rows in docs/bench/results.csv
 bench: core
 	bash scripts/bench.sh
 

@@ -1,7 +1,7 @@
 /*
  * s3put-bench - the bare object store, through the core's own backend
  * (backend_open() of lsvd-core/src/backend.h), as a reference for the
- * volume's S3 figures (scripts/bench.sh, docs/bench/s3.txt).
+ * volume's S3 figures (scripts/bench.sh, docs/bench/README.md).
  *
  *   s3put-bench CONF put N [THREADS]
  *       PUT N objects of 8 MiB of random data with THREADS threads (4, as

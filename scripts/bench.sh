@@ -1,224 +1,222 @@
 #!/usr/bin/env bash
-# Benchmarks (make bench).  Each writes what it measured, with the command
-# and the machine, to docs/bench/NAME.txt.
+# Benchmarks (make bench): every figure beside its reference, measured side
+# by side in one invocation on one disk and one local Ceph cluster + RGW
+# (scripts/rgw.sh, started here and stopped on exit).  Each figure is a row
+# of build/bench/results.csv; bench/report.py turns the rows into
+# docs/bench/README.md, docs/bench/results.csv and the PNG plots.
 #
-#   extmap   bytes per extent and ns per operation of the extent map
-#   write    qemu-img bench: 4 KiB random writes at queue depth 32, lsvd
-#            against a raw file on the same disk, side by side (needs the
-#            patched QEMU: make qemu)
-#   s3       an lsvd volume on a local Ceph RGW (scripts/rgw.sh, started
-#            here and stopped on exit) against the bare store, side by side:
-#            PUTs per client write, write-back vs bare PUT throughput, read
-#            miss vs bare GET latency, read cache hits vs a raw file (needs
-#            the patched QEMU and the Ceph packages scripts/rgw.sh installs)
+#   extmap    bytes per extent and ns per operation of the extent map
+#   write     qemu-img bench: 4 KiB random writes QD32, lsvd vs a raw file
+#   fio       fio through the same path for raw, qcow2, lsvd (all three
+#             qemu-storage-daemon NBD exports), rbd (librbd) and s3backer
+#             (FUSE): bench/fio.sh
+#   s3        PUTs per client write, write-back vs bare PUT, read miss vs
+#             bare GET, read cache hits vs a raw file
+#   recovery  open after kill -9 with a full journal (64M/256M/1G) vs a
+#             clean open
 #
 #   scripts/bench.sh [SECTION...]   (default: all of them)
+#   BENCH_QUICK=1   every run cut to a few seconds (development; the
+#                   figures are then only a smoke test)
+#   BENCH_SYSTEMS="raw lsvd ..."  the fio section's systems
+#
+# A partial run keeps the other sections' rows of docs/bench/results.csv.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 out="$top/docs/bench"
-mkdir -p "$out" build/bench
-sections=" ${*:-extmap write s3} "
+b="$top/build/bench"
+mkdir -p "$out" "$b"
+sections=" ${*:-extmap write fio s3 recovery} "
 want() { [[ $sections == *" $1 "* ]]; }
+lsvd="$top/build/prefix/bin/lsvd"
+t_start=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-header() {
-    echo "# $1"
-    echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-    echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
-    echo "# command: $2"
+# A snapshot of the QEMU tools: build/qemu-build may be relinked while we
+# run (it is shared), and every figure must come from the same binaries.
+for x in qemu-img qemu-io storage-daemon/qemu-storage-daemon; do
+    [ -x "$top/build/qemu-build/$x" ] || { echo "bench: missing build/qemu-build/$x (make qemu)" >&2; exit 1; }
+done
+qb="$b/qemu"
+rm -rf "$qb"
+mkdir -p "$qb/storage-daemon"
+for x in qemu-img qemu-io storage-daemon/qemu-storage-daemon; do
+    cp -p "$top/build/qemu-build/$x" "$qb/$x"
+done
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    quick=1 span=64M rt=2 wcap=32M journals="64M"
+    n_write=20000 nw=4000 nput=8 nget=100 nhit=5000 wb=128
+else
+    quick=0 span=256M rt=10 wcap=256M journals="64M 256M 1G"
+    n_write=100000 nw=20000 nput=32 nget=500 nhit=20000 wb=512
+fi
+
+[ -x "$lsvd" ] || { echo "bench: missing $lsvd (make core)" >&2; exit 1; }
+
+# --- rows --------------------------------------------------------------------
+# id,section,workload,system,metric,value,unit,ref,target,note
+#   ref: ids of the reference rows (or =NUMBER), ';'-separated; target: one
+#   condition on value/ref per ref (">=0.9"), or empty
+csv="$b/results.csv"
+: >"$csv"
+row() {     # section workload system metric value unit ref target note
+    local v=$5
+    [ -n "$v" ] || { echo "bench: no value for $1/$2/$3/$4" >&2; return 0; }
+    printf '%s/%s/%s/%s,%s,%s,%s,%s,%s,"%s",%s,%s,"%s"\n' \
+        "$1" "$2" "$3" "$4" "$1" "$2" "$3" "$4" "$v" "$6" "$7" "$8" "${9//\"/\'}" >>"$csv"
+}
+calc() { awk "BEGIN { $1 }"; }
+
+# Stop a background child: SIGTERM, up to SECONDS, then SIGKILL.
+stop_child() {
+    local pid=$1 secs=${2:-10} i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < secs * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        return 1
+    fi
+    wait "$pid" 2>/dev/null || true
 }
 
+qbtime() {  # qemu-img bench ARGS: seconds
+    "$qb/qemu-img" bench "$@" 2>&1 | tail -n 1 |
+        sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p'
+}
+
+# --- the shared Ceph cluster + RGW ------------------------------------------
+r="$b/rgw"
+bg_pids=()
+mnt_dirs=()
+# shellcheck disable=SC2317
+cleanup() {
+    local p m
+    for p in "${bg_pids[@]+"${bg_pids[@]}"}"; do stop_child "$p" 30 || true; done
+    [ -n "${fio_pid:-}" ] && { stop_child "$fio_pid" 30 || true; }
+    for m in "${mnt_dirs[@]+"${mnt_dirs[@]}"}"; do
+        mountpoint -q "$m" && fusermount3 -u "$m" 2>/dev/null
+    done
+    [ -d "$r" ] && bash "$top/scripts/rgw.sh" stop "$r" >/dev/null 2>&1
+    return 0
+}
+trap cleanup EXIT
+# The RGW deletes lazily (rgw gc, hours later) and the OSD is a 2 GiB
+# memstore: free what the last step deleted before the next one fills it.
+rgw_gc() {
+    timeout 300 radosgw-admin -c "$r/ceph.conf" gc process --include-all >/dev/null 2>&1 ||
+        echo "bench: radosgw-admin gc process failed" >&2
+}
+if want fio || want s3 || want recovery; then
+    echo "bench: starting the Ceph cluster and RGW in $r" >&2
+    bash scripts/rgw.sh start "$r" >/dev/null
+    export CEPH_CONF="$r/ceph.conf"
+fi
+
+# --- extmap ------------------------------------------------------------------
 if want extmap; then
-    cmd="gcc -O2 -Ilsvd-core/src bench/extmap-bench.c lsvd-core/src/extmap.c \$(pkg-config --cflags --libs glib-2.0) && ./extmap-bench 1000000"
+    echo "bench: extmap" >&2
     # shellcheck disable=SC2046
     gcc -O2 -Wall -Ilsvd-core/src bench/extmap-bench.c lsvd-core/src/extmap.c \
-        $(pkg-config --cflags --libs glib-2.0) -o build/bench/extmap-bench
-    {
-        header "extent map (lsvd-core/src/extmap.c)" "$cmd"
-        build/bench/extmap-bench 1000000
-    } | tee "$out/extmap.txt"
+        $(pkg-config --cflags --libs glib-2.0) -o "$b/extmap-bench"
+    n=1000000
+    [ $quick = 1 ] && n=200000
+    "$b/extmap-bench" "$n" >"$b/extmap.txt"
+    # "insert (random order)  632.9 ns/op" / "memory  20.26 bytes/extent (...)":
+    # the first memory line after each insert is the map of n extents
+    awk '/^extmap:/ { kind = ($3 == "random") ? "random" : "ascending"; mem = 0 }
+         /ns\/op/ { sub(/^ +/, ""); op = $0; sub(/ +[0-9.]+ ns\/op.*/, "", op); gsub(/,/, "", op);
+                    n = split($0, f, " "); print kind "|" op "|" f[n - 1] "|ns/op" }
+         /^ +memory/ && !mem { print kind "|memory|" $2 "|bytes/extent"; mem = 1 }
+         /^ +heap/ { print kind "|heap (malloc overhead)|" $2 "|bytes/extent" }' "$b/extmap.txt" |
+        while IFS='|' read -r kind op v unit; do
+            row extmap "$kind" lsvd "$op" "$v" "$unit" "" "" "bench/extmap-bench.c, $n extents"
+        done
 fi
-qb="$top/build/qemu-build"
-if ! want write; then
-    :
-elif [ -x "$qb/qemu-img" ]; then
-    w="$top/build/bench/write"
+
+# --- write: qemu-img bench, lsvd on a dir:// store vs a raw file -------------
+if want write; then
+    echo "bench: write" >&2
+    w="$b/write"
     rm -rf "$w"
     mkdir -p "$w"
     printf '[backend]\nurl = dir://%s/store\n[cache]\ndir = %s/cache\nsize = 1G\n' \
-        "$w" "$w" > "$w/lsvd.conf"
-    export LSVD_CONF="$w/lsvd.conf"
+        "$w" "$w" >"$w/lsvd.conf"
     "$qb/qemu-img" create -q -f raw "$w/raw.img" 4G
-    "$qb/qemu-img" create -q -f raw lsvd:bench 4G
-    n=${BENCH_WRITES:-100000}
-    args="-w -c $n -d 32 -s 4096 -S 1536k"
-    bench() {   # name, then qemu-img bench arguments
-        local name=$1 out t
-        shift
-        out=$("$qb/qemu-img" bench "$@" 2>&1 | tail -n 1)
-        t=$(echo "$out" | sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p')
-        printf '  %-34s %8.3f s  %9.0f IOPS\n' "$name" "$t" "$(awk -v n="$n" -v t="$t" 'BEGIN { print n / t }')"
-    }
-    {
-        header "4 KiB writes, queue depth 32, $n requests, lsvd vs raw file (same disk)" \
-            "qemu-img bench $args [--flush-interval=32] -f raw -t none -i io_uring FILE | lsvd:bench"
-        # shellcheck disable=SC2086
-        bench "raw file, no flushes" $args -f raw -t none -i io_uring "$w/raw.img"
-        # shellcheck disable=SC2086
-        bench "lsvd, no flushes" $args -f raw lsvd:bench
-        # shellcheck disable=SC2086
-        bench "raw file, flush every 32 writes" $args --flush-interval=32 -f raw -t none -i io_uring "$w/raw.img"
-        # shellcheck disable=SC2086
-        bench "lsvd, flush every 32 writes" $args --flush-interval=32 -f raw lsvd:bench
-        "$top/build/prefix/bin/lsvd" info bench | sed 's/^/  /'
-    } | tee "$out/write.txt"
+    LSVD_CONF="$w/lsvd.conf" "$qb/qemu-img" create -q -f raw lsvd:bench 4G
+    args=(-w -c "$n_write" -d 32 -s 4096 -S 1536k)
+    for fl in 0 32; do
+        fa=()
+        [ $fl = 0 ] || fa=(--flush-interval=$fl)
+        traw=$(qbtime "${args[@]}" "${fa[@]}" -f raw -t none -i io_uring "$w/raw.img")
+        tl=$(LSVD_CONF="$w/lsvd.conf" qbtime "${args[@]}" "${fa[@]}" -f raw lsvd:bench)
+        wl=write-4k-qd32-flush$fl
+        note="qemu-img bench -w -c $n_write -d 32 -s 4096 -S 1536k ${fa[*]}; raw: -t none -i io_uring; lsvd on a dir:// store"
+        row write "$wl" raw iops "$(calc "printf \"%.0f\", $n_write / $traw")" IOPS "" "" "$note"
+        ref="write/$wl/raw/iops"
+        tgt=
+        [ $fl = 0 ] && tgt=">=0.9"
+        row write "$wl" lsvd iops "$(calc "printf \"%.0f\", $n_write / $tl")" IOPS "$ref" "$tgt" "$note"
+    done
     rm -rf "$w"
 fi
 
-# --- s3 ----------------------------------------------------------------------
-# Every figure beside its reference, from one run on one RGW.  The volume's
-# counters come from `lsvd stats` (written by writable sessions only).
-if ! want s3; then
-    :
-elif [ ! -x "$qb/qemu-img" ]; then
-    echo "s3: skipped (QEMU is not built: make qemu)"
-else
-    r="$top/build/bench/rgw"
-    lsvd="$top/build/prefix/bin/lsvd"
-    s3tmp="$top/build/bench/s3"
-    # shellcheck disable=SC2317
-    s3_cleanup() {
-        bash "$top/scripts/rgw.sh" stop "$r" >/dev/null 2>&1 || true
-        rm -rf "$s3tmp"
-    }
-    trap s3_cleanup EXIT
-    rm -rf "$s3tmp"
-    mkdir -p "$s3tmp"
-    # shellcheck disable=SC2046
-    gcc -O2 -Wall -Wextra -Werror -Ilsvd-core/src -Ilsvd-core/include \
-        bench/s3put-bench.c \
-        $(PKG_CONFIG_PATH="$top/build/prefix/lib/pkgconfig" pkg-config --cflags --libs lsvd) \
-        -o build/bench/s3put-bench
-    bash scripts/rgw.sh start "$r" >/dev/null
-    # the RGW's config (journal 256M), and one with a journal much smaller
-    # than the data for the write-back figure
-    c1="$r/lsvd.conf"
-    c2="$s3tmp/lsvd-64m.conf"
-    sed "s|^size = .*|size = 64M|; s|^dir = .*|dir = $s3tmp/cache|" "$c1" > "$c2"
-    st() {      # KEY: from the last `lsvd stats` output in $stats
-        echo "$stats" | awk -v k="$1" '$1 == k { print $2 }'
-    }
-    qbtime() {  # qemu-img bench ARGS: seconds
-        "$qb/qemu-img" bench "$@" 2>&1 | tail -n 1 |
-            sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p'
-    }
-    line() {    # figure, value, ratio, reference (with target)
-        printf '  %-44s %14s   %6s  %s\n' "$1" "$2" "$3" "$4"
-    }
-    calc() { awk "BEGIN { $1 }"; }
-    nw=${BENCH_S3_WRITES:-20000}
-    nput=${BENCH_S3_PUTS:-32}
-    nget=${BENCH_S3_GETS:-500}
-    nhit=${BENCH_S3_HITS:-20000}
-    {
-        header "lsvd on a local Ceph RGW (scripts/rgw.sh: 1 mon, 1 memstore OSD, radosgw, 127.0.0.1) vs the bare store and a raw file" \
-            "make bench (scripts/bench.sh, section s3); the bare store: build/bench/s3put-bench (bench/s3put-bench.c, the core's backend_open())"
-        echo "# columns: figure, value, ratio to the reference, reference (target)"
-
-        # 1. S3 requests per client write
-        export LSVD_CONF="$c1"
-        "$qb/qemu-img" create -q -f raw lsvd:w1 1G
-        t=$(qbtime -w -c "$nw" -d 32 -s 16k -S 1536k -f raw lsvd:w1)
-        stats=$("$lsvd" stats w1)
-        echo
-        echo "1. S3 requests per client write: qemu-img bench -w -c $nw -d 32 -s 16k -S 1536k -f raw lsvd:w1"
-        echo "   (1 GiB volume, 16 KiB writes strided 1.5 MiB apart, wrapping: qemu-img bench has no random mode;"
-        echo "   data: qemu-img bench's fixed pattern buffer, compressible; journal 256M; counted after close: all PUT)"
-        w=$(st writes); wb=$(st write_bytes); p=$(st be_put); pb=$(st be_put_bytes)
-        line "client writes / bytes ($t s)" "$w / $wb" "" ""
-        line "PUTs / PUT bytes (incl. super, checkpoints)" "$p / $pb" "" ""
-        line "PUTs per client write" "$(calc "printf \"1/%.0f\", $w / $p")" \
-            "$(calc "printf \"%.2fx\", $p / $w * 400")" \
-            "target <= 1/400 ($(calc "if ($p / $w <= 1 / 400) print \"met\"; else print \"NOT met\"")); ratio = value / (1/400)"
-        line "PUT bytes per client byte" "$(calc "printf \"%.3f\", $pb / $wb")" \
-            "$(calc "printf \"%.3fx\", $pb / $wb")" "client bytes (pattern data compresses)"
-        "$lsvd" rm w1 >/dev/null
-
-        # 2. write-back throughput vs bare PUT
-        export LSVD_CONF="$c2"
-        head -c 512M /dev/urandom > "$s3tmp/rand.img"
-        "$qb/qemu-img" create -q -f raw lsvd:c2 512M
-        # the machine is shared: the bare PUT runs before and after the
-        # volume, and the reference is their mean
-        putmbs() { build/bench/s3put-bench "$c2" put "$nput" 4 | awk '$1 == "put_mb_s" { print $2 }'; }
-        put1=$(putmbs)
-        t0=$(date +%s.%N)
-        "$qb/qemu-img" convert -n -f raw -O raw "$s3tmp/rand.img" lsvd:c2
-        t1=$(date +%s.%N)
-        stats=$("$lsvd" stats c2)
-        lsvd_mbs=$(calc "printf \"%.1f\", 512 * 1048576 / ($t1 - $t0) / 1e6")
-        put2=$(putmbs)
-        put_mbs=$(calc "printf \"%.1f\", ($put1 + $put2) / 2")
-        echo
-        echo "2. Write-back throughput: qemu-img convert -n -f raw -O raw RAND512M lsvd:c2 (512 MiB of /dev/urandom,"
-        echo "   journal [cache] size = 64M, timed until convert returns, i.e. closed and all PUT;"
-        echo "   $(st be_put) PUTs, $(st be_put_bytes) bytes) vs s3put-bench put $nput 4 (8 MiB objects of random data,"
-        echo "   4 threads as the volume's 4 PUT workers; run before and after the volume: the machine is shared)"
-        line "bare PUT, 4 threads, before / after (MB/s)" "$put1 / $put2" "" ""
-        line "bare PUT, 4 threads, mean (MB/s)" "$put_mbs" "1.00x" "reference"
-        line "lsvd write-back, convert to close (MB/s)" "$lsvd_mbs" \
-            "$(calc "printf \"%.2fx\", $lsvd_mbs / $put_mbs")" \
-            "bare PUT; target >= 0.8x ($(calc "if ($lsvd_mbs / $put_mbs >= 0.8) print \"met\"; else print \"NOT met\""))"
-
-        # 3. read miss vs bare GET: cold cache (journal and read cache
-        # deleted); a read-only open never fills the cache: every read misses
-        rm -f "$s3tmp/cache/c2".*
-        get=$(build/bench/s3put-bench "$c2" get "$nget" 65536)
-        t=$(qbtime -c "$nget" -d 1 -s 64k -S 1088k -f raw lsvd:c2)
-        get2=$(build/bench/s3put-bench "$c2" get "$nget" 65536)
-        gv() { echo "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
-        gmed="$(gv "$get" get_median_us) / $(gv "$get2" get_median_us)"
-        gp99="$(gv "$get" get_p99_us) / $(gv "$get2" get_p99_us)"
-        gmean=$(calc "printf \"%.0f\", ($(gv "$get" get_mean_us) + $(gv "$get2" get_mean_us)) / 2")
-        gmeans="$(gv "$get" get_mean_us) / $(gv "$get2" get_mean_us)"
-        miss=$(calc "printf \"%.0f\", $t / $nget * 1e6")
-        echo
-        echo "3. Read miss latency: qemu-img bench -c $nget -d 1 -s 64k -S 1088k -f raw lsvd:c2 (read-only, cold cache:"
-        echo "   journal and read cache deleted; mean = time / count, qemu-img bench gives no percentiles)"
-        echo "   vs s3put-bench get $nget 65536 (ranged GETs of 64 KiB at random offsets of one 8 MiB object, one at a time,"
-        echo "   run before and after the volume)"
-        line "bare GET 64 KiB, before / after: median (us)" "$gmed" "" ""
-        line "bare GET 64 KiB, before / after: p99 (us)" "$gp99" "" ""
-        line "bare GET 64 KiB, before / after: mean (us)" "$gmeans" "" ""
-        line "bare GET 64 KiB, mean of both (us)" "$gmean" "1.00x" "reference"
-        line "lsvd read miss 64 KiB QD1, mean (us)" "$miss" \
-            "$(calc "printf \"%.2fx\", $miss / $gmean")" \
-            "bare GET mean; target <= 1.2x ($(calc "if ($miss / $gmean <= 1.2) print \"met\"; else print \"NOT met\""))"
-
-        # 4. cache hits vs a raw file: fill the read cache with a writable
-        # full read, close, drop the journal again; read-only opens then
-        # serve every read from the read cache
-        "$qb/qemu-io" -f raw -c 'read 0 512M' lsvd:c2 >/dev/null
-        stats=$("$lsvd" stats c2)
-        rm -f "$s3tmp/cache/c2.journal" "$s3tmp/cache/c2.jmap"
-        echo
-        echo "4. Read cache hits: qemu-img bench -c N -d 32 -s SIZE -S 1088k -f raw [-t none -i io_uring RAND512M | lsvd:c2]"
-        echo "   (read cache filled by qemu-io -c 'read 0 512M' lsvd:c2: $(st rc_fills) fills, $(st rc_misses) misses;"
-        echo "   then journal deleted, read-only opens.  NOTE: the read cache file is read with buffered pread,"
-        echo "   through the page cache (and was just written, so it is likely in RAM); the raw file uses O_DIRECT)"
-        for sz in 64k 4k; do
-            n=$nhit
-            [ "$sz" = 4k ] && n=$((nhit * 4))
-            traw=$(qbtime -c "$n" -d 32 -s "$sz" -S 1088k -f raw -t none -i io_uring "$s3tmp/rand.img")
-            tl=$(qbtime -c "$n" -d 32 -s "$sz" -S 1088k -f raw lsvd:c2)
-            line "raw file $sz QD32, $n reads (IOPS)" "$(calc "printf \"%.0f\", $n / $traw")" "1.00x" "reference"
-            line "lsvd read cache hits $sz QD32 (IOPS)" "$(calc "printf \"%.0f\", $n / $tl")" \
-                "$(calc "printf \"%.2fx\", $traw / $tl")" \
-                "raw file; target >= 0.9x ($(calc "if ($traw / $tl >= 0.9) print \"met\"; else print \"NOT met\""))"
-        done
-    } | tee "$out/s3.txt"
-    s3_cleanup
-    trap - EXIT
+# --- fio ---------------------------------------------------------------------
+if want fio; then
+    # shellcheck source=bench/fio.sh
+    . "$top/bench/fio.sh"
+    mnt_dirs+=("$fio_mnt")
+    fio_section
 fi
-echo "bench: results in docs/bench/"
+
+# --- s3 ----------------------------------------------------------------------
+if want s3; then
+    # shellcheck source=bench/s3.sh
+    . "$top/bench/s3.sh"
+    s3_section
+fi
+
+# --- recovery ----------------------------------------------------------------
+if want recovery; then
+    # shellcheck source=bench/recovery.sh
+    . "$top/bench/recovery.sh"
+    recovery_section
+fi
+
+cleanup
+trap - EXIT
+
+# --- report ------------------------------------------------------------------
+# keep the rows of the sections not run this time
+if [ -f "$out/results.csv" ]; then
+    head -n 1 "$out/results.csv" | grep -q '^id,' && tail -n +2 "$out/results.csv" |
+        awk -F, -v s="$sections" '{ sec = ($2 == "backend") ? "fio" : $2 } index(s, " " sec " ") == 0' >>"$csv"
+fi
+{
+    echo "date,$(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "commit,$(git rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "sections,${sections# }"
+    echo "quick,$quick"
+    echo "wall_seconds,$((SECONDS - t_start))"
+    echo "load average,at the start $load_start; at the end $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
+    echo "machine,$(nproc) cores; $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "cpu,$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "disk,$(df -h --output=source,fstype,size "$b" | tail -n 1 | tr -s ' ')"
+    echo "qemu,$("$qb/qemu-img" --version | head -n 1) (build/qemu-build as of $(date -u -r "$qb/qemu-img" +%H:%MZ), lsvd linked in from main)"
+    echo "fio,$(fio --version)"
+    echo "ceph,$(ceph --version 2>/dev/null | cut -d' ' -f1-3)"
+    echo "s3backer,$(s3backer --version 2>&1 | head -n 1)"
+    echo "gnuplot,$(gnuplot --version)"
+    echo "cpu_counter,$(perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q 'not supported' &&
+        echo 'perf stat -e instructions: not supported here; CPU per I/O is user+system seconds of the serving process (/proc/PID/stat)' ||
+        echo 'CPU per I/O is user+system seconds of the serving process (/proc/PID/stat)')"
+    echo "parameters,span $span; fio runtime ${rt}s; write cap $wcap; journals $journals"
+} >"$b/meta.csv"
+/usr/bin/python3 bench/report.py "$csv" "$b/meta.csv" "$out"
+echo "bench: done in $((SECONDS - t_start)) s; results in docs/bench/" >&2

@@ -30,6 +30,11 @@ PKGS=(
     libvirt-daemon libvirt-clients
     # tests: fuzzing (libFuzzer ships with clang)
     clang
+    # make bench (scripts/bench.sh): fio (its nbd and rbd engines), the
+    # report's plots, s3backer as a system to compare with; the Ceph
+    # packages come with scripts/rgw.sh (no ceph-mgr: RBD and the OSD's
+    # perf counters need none)
+    fio gnuplot-nox s3backer
 )
 
 missing=()
