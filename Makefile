@@ -87,7 +87,7 @@ guest-fs: qemu guest
 
 # benchmarks, at most 30 minutes (BENCH_QUICK=1: a smoke run of a few
 # minutes); report in docs/bench/README.md, rows in docs/bench/results.csv
-bench: core
+bench: qemu
 	bash scripts/bench.sh
 
 clean:
