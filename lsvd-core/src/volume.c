@@ -115,6 +115,7 @@ struct lsvd_volume {
 
     int64_t write_timeout_us;   /* [cache] write_timeout; 0: none */
     int64_t batch_timeout_us;   /* [log] batch_timeout; 0: none */
+    int64_t seal_retry_at;      /* journal thread: idle seal refused */
 
     GMutex pool_lock;           /* protects pool, pooled */
     struct vreq *pool;          /* free request structs, reused */
@@ -728,12 +729,15 @@ static int do_resize(struct lsvd_volume *v, uint64_t size)
  */
 static struct vreq *next_request(struct lsvd_volume *v)
 {
-    int64_t now = g_get_monotonic_time(), until = 0;
+    int64_t now = g_get_monotonic_time(), until = 0, seal_at = 0;
     int64_t started = objlog_batch_started(v->ol);
     struct vreq *r;
 
-    if (started && v->batch_timeout_us) {
-        until = started + v->batch_timeout_us;
+    /* a read-only or failed volume never seals; a seal refused (too many
+     * batches waiting, or a PUT failed for good) is tried again later */
+    if (started && v->batch_timeout_us && !v->rdonly && !v->failed) {
+        seal_at = MAX(started + v->batch_timeout_us, v->seal_retry_at);
+        until = seal_at;
     }
     if (v->journal_bytes > 0) {     /* written only by this thread */
         until = until ? MIN(until, now + STATS_REFRESH_US)
@@ -747,15 +751,10 @@ static struct vreq *next_request(struct lsvd_volume *v)
         if (r) {
             return r;
         }
+        now = g_get_monotonic_time();
     }
-    if (started && v->batch_timeout_us && !v->failed &&
-        g_get_monotonic_time() >= started + v->batch_timeout_us) {
-        int ret = objlog_seal(v->ol, false);
-
-        if (ret < 0 && ret != -EAGAIN) {
-            lsvd_log(LSVD_LOG_ERROR, "volume '%s': %s", v->name,
-                     g_strerror(-ret));
-        }
+    if (seal_at && now >= seal_at && objlog_seal(v->ol, false) < 0) {
+        v->seal_retry_at = now + STATS_REFRESH_US;
     }
     update_stats(v);
     return NULL;

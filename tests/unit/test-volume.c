@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1881,6 +1882,16 @@ static void test_close_during_outage(struct fix *f,
     g_assert_cmpuint(count_objects(f, "co", NULL), >=, 1);
 }
 
+/* User and system CPU seconds of this process so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* Write 20 MiB in 1 MiB writes (write i is id i + 1), flush, and "crash"
  * with nothing in objects (the test refuses PUTs). */
 static int replay_child(struct fix *f, void *p G_GNUC_UNUSED)
@@ -1913,6 +1924,7 @@ static void test_replay_batches(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_autofree char *jpath = journal_file(f, "rp");
     g_autofree char *blocked = NULL;
     struct lsvd_volume *v;
+    double cpu;
     unsigned n;
 
     if (f->s3) {
@@ -1924,6 +1936,20 @@ static void test_replay_batches(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     blocked = g_build_filename(f->store, name, NULL);
     g_assert_cmpint(g_mkdir_with_parents(blocked, 0755), ==, 0);
     run_child(f, replay_child, NULL);
+
+    /* read-only, the replayed batch can never be sealed: the journal
+     * thread must still sleep, not spin, while the volume is idle */
+    g_assert_cmpint(lsvd_config_set(f->cfg, "log", "batch_timeout", "1",
+                                    NULL), ==, 0);
+    v = vol_open(f, "rp", LSVD_OPEN_RDONLY);
+    g_usleep(1200000);              /* past batch_timeout */
+    cpu = cpu_seconds();
+    g_usleep(1500000);
+    cpu = cpu_seconds() - cpu;
+    g_test_message("read-only and idle for 1.5 s: %.3f s of CPU", cpu);
+    g_assert_cmpfloat(cpu, <, 0.3);
+    vol_close(v);
+
     g_assert_cmpint(g_rmdir(blocked), ==, 0);
 
     v = vol_open(f, "rp", 0);
