@@ -272,7 +272,15 @@ case_outage() {
     LSVD_CONF=$T/ob.direct.conf "$LSVD" create ob 64M
     ctl fault put delay=100 >/dev/null     # bounds the data stored
     crash_run ob 3003
-    sleep 3
+    # the outage starts as soon as writes complete, while the journal has
+    # room: the writer outruns the (delayed) PUTs, so a few seconds later
+    # the journal would already be full and wait for PUTs, outage or not
+    local i=0
+    until grep -q '^C ' "$T/ob.log" 2>/dev/null; do
+        [ $i -lt 100 ] || fail "ob: no write completed in 10 s"
+        sleep 0.1
+        i=$((i + 1))
+    done
     t0=$(now)
     ctl outage 15 >/dev/null
     sleep 15
