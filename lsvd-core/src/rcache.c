@@ -43,6 +43,7 @@ struct rcache {
     GHashTable *hash;           /* &slot->key -> slot */
     uint32_t hand;
     uint64_t gen;               /* bumped by every change to the map */
+    bool fill_failed;           /* a fill could not be written: warned */
     struct rcache_counters c;
 
     GMutex persist_lock;        /* one rcache_persist() at a time */
@@ -436,10 +437,17 @@ void rcache_fill(struct rcache *rc, uint32_t slot, const void *data,
                            (uint64_t)slot * rc->block_size);
     g_mutex_lock(&rc->lock);
     if (err) {
+        /* once per open: a full or failing cache device fails every fill */
+        bool first = !rc->fill_failed;
+
         drop_slot(rc, s);
+        rc->fill_failed = true;
         g_mutex_unlock(&rc->lock);
-        lsvd_log(LSVD_LOG_WARNING, "read cache %s: write failed: %s",
-                 rc->data_path, g_strerror(err));
+        if (first) {
+            lsvd_log(LSVD_LOG_WARNING, "read cache %s: write failed: %s "
+                     "(reads go on without caching what fails to write)",
+                     rc->data_path, g_strerror(err));
+        }
         return;
     }
     s->state = SLOT_VALID;
