@@ -23,9 +23,13 @@
  *
  * Threads: the driver runs in the node's AioContext like any other.  The
  * core completes requests on its own threads; the completion callback only
- * records the result and schedules a one-shot bottom half in the AioContext
- * of the coroutine that submitted the request, which wakes that coroutine.
- * A request's state lives on the submitting coroutine's stack: nothing is
+ * records the result and puts the request on the node's list of completed
+ * requests.  The one that finds the list empty schedules a one-shot bottom
+ * half, which wakes the coroutines of all the requests on the list by
+ * then: the core completes a journal round of writes at once, and waking
+ * the AioContext once per round rather than once per request halves the
+ * cost of a 4 KiB write (an eventfd write and a poll wakeup each).  A
+ * request's state lives on the submitting coroutine's stack: nothing is
  * allocated per request.
  */
 
@@ -47,7 +51,11 @@
 #include "qemu/option.h"
 #include "qemu/units.h"
 
+typedef struct LSVDTask LSVDTask;
+
 typedef struct BDRVLSVDState {
+    QSLIST_HEAD(, LSVDTask) done;   /* completed, not yet woken (atomic) */
+    unsigned finish_bhs;        /* qemu_lsvd_finish_bh() scheduled (atomic) */
     struct lsvd_config *cfg;    /* kept until the volume is closed */
     struct lsvd_volume *vol;
     char *volume;               /* the volume name */
@@ -68,12 +76,14 @@ typedef enum {
 } LSVDAIOCmd;
 
 /* One request in flight; lives on the stack of the coroutine it wakes. */
-typedef struct LSVDTask {
+struct LSVDTask {
+    BDRVLSVDState *s;
     AioContext *ctx;            /* where the coroutine runs */
     Coroutine *co;
     bool complete;
     int ret;
-} LSVDTask;
+    QSLIST_ENTRY(LSVDTask) next;    /* on s->done */
+};
 
 /*
  * Turn an lsvd-core failure into an Error.  The core's message names the
@@ -545,32 +555,67 @@ static void qemu_lsvd_close(BlockDriverState *bs)
                      "on close failed: %s", s->volume, strerror(-ret));
     }
     s->vol = NULL;
+    /*
+     * The core's threads are gone, so no completion callback runs any
+     * more; but one may have scheduled a bottom half (for requests an
+     * earlier one already woke) that has not run yet, and it reads @s.
+     */
+    AIO_WAIT_WHILE(bdrv_get_aio_context(bs),
+                   qatomic_read(&s->finish_bhs) > 0);
     lsvd_config_free(s->cfg);
     s->cfg = NULL;
     g_free(s->volume);
     g_free(s->conf);
 }
 
-/* Runs in the AioContext of the coroutine that submitted the request. */
+/*
+ * Runs in the AioContext of a coroutine that submitted a request: wakes
+ * every coroutine whose request is on the list (aio_co_wake() moves the
+ * wakeup to another AioContext if the coroutine runs there).
+ */
 static void qemu_lsvd_finish_bh(void *opaque)
 {
-    LSVDTask *task = opaque;
+    BDRVLSVDState *s = opaque;
+    QSLIST_HEAD(, LSVDTask) done;
+    LSVDTask *task, *next;
 
-    task->complete = true;
-    aio_co_wake(task->co);
+    QSLIST_MOVE_ATOMIC(&done, &s->done);
+    for (task = QSLIST_FIRST(&done); task; task = next) {
+        Coroutine *co = task->co;
+
+        /* the coroutine may return, and its stack go, once woken */
+        next = QSLIST_NEXT(task, next);
+        task->complete = true;
+        aio_co_wake(co);
+    }
+    qatomic_dec(&s->finish_bhs);
+    aio_wait_kick();            /* qemu_lsvd_close() may wait for it */
 }
 
 /*
  * Completion callback; runs once per request on a thread of lsvd-core, not
- * a QEMU thread.  It only hands the result over to the coroutine's
- * AioContext: @task must not be touched once the bottom half is scheduled.
+ * a QEMU thread.  It only hands the result over: @task must not be touched
+ * once it is on the list.  The list was empty: no bottom half will see
+ * @task unless this one schedules it (the bottom half empties the list
+ * atomically, so every task that finds it empty schedules one).
  */
 static void qemu_lsvd_complete(void *opaque, int ret)
 {
     LSVDTask *task = opaque;
+    BDRVLSVDState *s = task->s;
+    AioContext *ctx = task->ctx;
+    LSVDTask *old;
 
     task->ret = ret;
-    aio_bh_schedule_oneshot(task->ctx, qemu_lsvd_finish_bh, task);
+    do {
+        old = qatomic_read(&s->done.slh_first);
+        task->next.sle_next = old;
+    } while (qatomic_cmpxchg(&s->done.slh_first, old, task) != old);
+    if (old == NULL) {
+        /* counted first: qemu_lsvd_close() waits for it to have run */
+        qatomic_inc(&s->finish_bhs);
+        aio_bh_schedule_oneshot(ctx, qemu_lsvd_finish_bh, s);
+    }
 }
 
 static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
@@ -579,6 +624,7 @@ static int coroutine_fn qemu_lsvd_start_co(BlockDriverState *bs,
 {
     BDRVLSVDState *s = bs->opaque;
     LSVDTask task = {
+        .s = s,
         .ctx = qemu_coroutine_get_aio_context(qemu_coroutine_self()),
         .co = qemu_coroutine_self(),
     };
