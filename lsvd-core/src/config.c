@@ -37,6 +37,7 @@ static const char *const known_keys[][2] = {
     { "log", "batch_size" },
     { "log", "checkpoint_objects" },
     { "log", "batch_timeout" },
+    { "log", "copy_batches" },
 };
 
 static bool key_known(const char *group, const char *key)
@@ -410,6 +411,7 @@ static struct lsvd_config *config_defaults(const char *source)
     cfg->batch_size = LSVD_DEFAULT_BATCH_SIZE;
     cfg->checkpoint_objects = LSVD_DEFAULT_CHECKPOINT_OBJECTS;
     cfg->batch_timeout_ms = LSVD_DEFAULT_BATCH_TIMEOUT_S * 1000;
+    cfg->copy_batches = LSVD_DEFAULT_COPY_BATCHES;
     cfg->read_cache_size = LSVD_DEFAULT_READ_CACHE_SIZE;
     cfg->read_block = LSVD_DEFAULT_READ_BLOCK;
     cfg->s3.region = g_strdup("us-east-1");
@@ -476,6 +478,10 @@ int config_parse(const char *data, size_t len, const char *source,
     if (ret == 0) {
         ret = get_uint(kf, source, "log", "batch_timeout", 0, 3600, 1000,
                        &cfg->batch_timeout_ms, err);
+    }
+    if (ret == 0) {
+        ret = get_uint(kf, source, "log", "copy_batches", 0, 64, 1,
+                       &cfg->copy_batches, err);
     }
     if (ret == 0) {
         ret = parse_cache_keys(kf, source, cfg, err);

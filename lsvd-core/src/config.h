@@ -18,6 +18,10 @@
  *              checkpoint_objects = 64   objects between map checkpoints
  *              batch_timeout = 5   seconds before a batch that is not full
  *                                  is sealed anyway (0: only when full)
+ *              copy_batches = 4    batches that keep a copy of their data
+ *                                  in memory (up to 2 x batch_size each),
+ *                                  so their PUTs need not read the journal
+ *                                  back (0: always read back)
  *
  * Threads: a loaded config is immutable and may be shared by any threads.
  * Ownership: struct lsvd_config owns its strings.
@@ -38,6 +42,7 @@
 #define LSVD_MAX_BATCH_SIZE (32ULL << 20)
 #define LSVD_MIN_CACHE_SIZE (64ULL << 20)
 #define LSVD_DEFAULT_CHECKPOINT_OBJECTS 64
+#define LSVD_DEFAULT_COPY_BATCHES 4
 #define LSVD_DEFAULT_BATCH_TIMEOUT_S 5
 #define LSVD_DEFAULT_READ_CACHE_SIZE (1ULL << 30)
 #define LSVD_DEFAULT_READ_BLOCK (64U << 10)
@@ -82,6 +87,7 @@ struct lsvd_config {
     uint64_t batch_size;
     unsigned checkpoint_objects;    /* objects between map checkpoints */
     unsigned batch_timeout_ms;      /* seal a batch this old; 0: never */
+    unsigned copy_batches;          /* batches with their data in memory */
     uint64_t read_cache_size;       /* 0: no read cache */
     uint32_t read_block;
     uint32_t prefetch;              /* bytes; 0: off */

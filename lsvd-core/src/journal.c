@@ -18,6 +18,7 @@
 
 #define ROUND_BUF (8u << 20)        /* group-commit buffer */
 #define MAX_SEGS 4                  /* write requests per round */
+#define MERGE_MAX (1u << 20)        /* data of a record that writes join */
 
 struct seg {
     uint64_t off;                   /* file offset */
@@ -51,9 +52,21 @@ struct journal {
     size_t rcap, rlen;
     struct seg segs[MAX_SEGS];
     int nsegs;
+    /*
+     * The round's last record, if a WRITE that later writes of the round
+     * may join (one header for many small writes halves the bytes a 4 KiB
+     * write costs): its header is encoded, with the CRC over all its data,
+     * when the next record is prepared or the round is submitted.
+     */
+    bool open;
+    size_t open_buf;                /* its header's offset in rbuf */
+    uint64_t open_off;              /* and in the file */
+    size_t open_bytes;              /* its extents' bytes (unpadded) */
+    struct rec_header open_r;
 
     struct io_uring ring;
     bool have_ring;
+    bool direct;            /* fd is O_DIRECT */
     uint8_t *sbbuf;         /* aligned block for superblock writes */
 };
 
@@ -147,6 +160,26 @@ static void rec_set(struct journal *j, struct jrec *r, uint64_t seq,
     } else if (n > 1) {
         r->extents = g_memdup2(ext, n * sizeof(*ext));
     }
+}
+
+/* Record @r (the newest) grows by @extra bytes and extents @ext[0..n). */
+static void rec_extend(struct journal *j, struct jrec *r, uint64_t extra,
+                       const struct rec_extent *ext, uint32_t n)
+{
+    struct rec_extent *e = g_new(struct rec_extent, r->n_extents + n);
+
+    memcpy(e, r->n_extents == 1 ? &r->ext0 : r->extents,
+           r->n_extents * sizeof(*e));
+    memcpy(e + r->n_extents, ext, n * sizeof(*e));
+    if (r->n_extents > 1) {
+        g_free(r->extents);
+    }
+    r->extents = e;
+    r->n_extents += n;
+    r->len += extra;
+    j->used += extra;
+    j->total += extra;
+    r->cum = j->total;
 }
 
 static void rec_free(struct jrec *r)
@@ -244,6 +277,9 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
                         g_strerror(errno));
         goto fail;
     }
+    /* client reads of journal data are small and random: no readahead
+     * into the pages ahead of the head, which the next writes overwrite */
+    (void)posix_fadvise(j->rfd, 0, 0, POSIX_FADV_RANDOM);
     if (flock(j->rfd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         ret = errno == EWOULDBLOCK ?
               lsvd_fail(err, -EBUSY, "volume is in use (journal %s is "
@@ -254,6 +290,7 @@ int journal_open(const char *path, const uint8_t uuid[LSVD_UUID_LEN],
     }
     if (!rdonly) {
         j->fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+        j->direct = j->fd >= 0;
         if (j->fd < 0 && errno == EINVAL) {
             j->fd = open(path, O_RDWR | O_CLOEXEC);   /* e.g. tmpfs */
         }
@@ -691,6 +728,61 @@ static bool ring_fits(struct journal *j, uint64_t size, uint64_t pad)
     return pad == 0 && j->head + size <= tail;
 }
 
+/* Encode the open record's header: no more writes join it. */
+static void close_open(struct journal *j)
+{
+    uint8_t *p = j->rbuf + j->open_buf;
+    struct iovec dv = { p + JNL_BLOCK, j->open_r.data_len };
+
+    if (j->open) {
+        rec_header_encode(&j->open_r, p, &dv, 1);
+        j->open = false;
+    }
+}
+
+/*
+ * Add a WRITE of @len bytes covering @ext[0..n) to the open record, if it
+ * has room for it and the ring room after it.  False: prepare a record.
+ */
+static bool join_open(struct journal *j, const struct rec_extent *ext,
+                      uint32_t n, const struct iovec *iov, int iovcnt,
+                      size_t skip, size_t len, uint64_t *seq,
+                      uint64_t *data_off)
+{
+    struct rec_header *r = &j->open_r;
+    uint64_t old_size = journal_record_size(j->open_bytes);
+    uint64_t new_size = journal_record_size(j->open_bytes + len);
+    uint64_t extra = new_size - old_size;
+    uint8_t *d;
+
+    if (!j->open || r->n_extents + n > REC_MAX_EXTENTS ||
+        j->open_bytes + len > MERGE_MAX ||
+        j->open_off + new_size > j->sb.size ||      /* no wrap inside */
+        j->rlen + extra > j->rcap ||
+        (extra > 0 && (j->head != j->open_off + old_size ||
+                       !ring_fits(j, extra, 0) ||
+                       guard_super(j, j->head, extra, 0, 0) < 0))) {
+        return false;
+    }
+    if (extra > 0) {
+        round_append(j, j->head, extra);    /* extends the last segment */
+    }
+    d = j->rbuf + j->open_buf + JNL_BLOCK;
+    iov_to_buf(iov, iovcnt, skip, d + j->open_bytes, len);
+    memset(d + j->open_bytes + len, 0, new_size - JNL_BLOCK -
+           (j->open_bytes + len));
+    memcpy(&r->extents[r->n_extents], ext, n * sizeof(*ext));
+    r->n_extents += n;
+    r->data_len = new_size - JNL_BLOCK;
+    rec_extend(j, rec_at(j, j->rec_count - 1), extra, ext, n);
+    *seq = r->seq;
+    *data_off = j->open_off + JNL_BLOCK + j->open_bytes;
+    j->open_bytes += len;
+    j->head = j->open_off + new_size == j->sb.size ? j->sb.data_start :
+              j->open_off + new_size;
+    return true;
+}
+
 int journal_prepare(struct journal *j, uint16_t type,
                     const struct rec_extent *ext, uint32_t n,
                     const struct iovec *iov, int iovcnt, size_t skip,
@@ -709,6 +801,11 @@ int journal_prepare(struct journal *j, uint16_t type,
         size + JNL_BLOCK > end - start) {
         return -EFBIG;
     }
+    if (type == REC_TYPE_WRITE &&
+        join_open(j, ext, n, iov, iovcnt, skip, len, seq, data_off)) {
+        return 0;
+    }
+    close_open(j);
     if (pos + size > end) {
         pad = end - pos;
         pos = start;
@@ -758,14 +855,17 @@ int journal_prepare(struct journal *j, uint16_t type,
     r.data_len = size - JNL_BLOCK;
     memcpy(r.extents, ext, n * sizeof(*ext));
     p = round_append(j, pos, size);
-    {
-        /* the data, copied from the caller's iovec and zero-padded */
-        uint8_t *d = p + JNL_BLOCK;
-        struct iovec dv = { d, size - JNL_BLOCK };
-
-        iov_to_buf(iov, iovcnt, skip, d, len);
-        memset(d + len, 0, size - JNL_BLOCK - len);
-        rec_header_encode(&r, p, &dv, type == REC_TYPE_WRITE ? 1 : 0);
+    /* the data, copied from the caller's iovec and zero-padded */
+    iov_to_buf(iov, iovcnt, skip, p + JNL_BLOCK, len);
+    memset(p + JNL_BLOCK + len, 0, size - JNL_BLOCK - len);
+    if (type == REC_TYPE_WRITE) {
+        j->open = true;                 /* encoded by close_open() */
+        j->open_buf = p - j->rbuf;
+        j->open_off = pos;
+        j->open_bytes = len;
+        j->open_r = r;
+    } else {
+        rec_header_encode(&r, p, NULL, 0);
     }
     rec_set(j, rec_push(j), j->next_seq, pos, size, type, ext, n);
     *seq = j->next_seq++;
@@ -784,6 +884,7 @@ int journal_fence(struct journal *j)
     if (j->rdonly || j->fd < 0) {
         return -EROFS;
     }
+    close_open(j);
     if (!ring_fits(j, JNL_BLOCK, 0)) {
         return 0;       /* full: nothing stale can follow the head */
     }
@@ -812,6 +913,7 @@ int journal_submit(struct journal *j, bool flush)
     if (j->rdonly || j->fd < 0) {
         return flush ? 0 : -EROFS;
     }
+    close_open(j);
     if (!j->have_ring) {
         for (int i = 0; i < j->nsegs && ret == 0; i++) {
             ret = lsvd_pwrite_all(j->fd, j->rbuf + j->segs[i].buf_off,
@@ -905,4 +1007,15 @@ int journal_read(struct journal *j, uint64_t off, void *buf, size_t len)
         return -EIO;
     }
     return lsvd_pread_all(j->rfd, buf, len, off) == 0 ? 0 : -EIO;
+}
+
+int journal_read_blocks(struct journal *j, uint64_t off, void *buf,
+                        size_t len)
+{
+    g_assert(off % JNL_BLOCK == 0 && len % JNL_BLOCK == 0 &&
+             (uintptr_t)buf % JNL_BLOCK == 0);
+    if (j->direct && lsvd_pread_all(j->fd, buf, len, off) == 0) {
+        return 0;
+    }
+    return journal_read(j, off, buf, len);  /* or an error, read again */
 }

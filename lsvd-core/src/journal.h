@@ -30,7 +30,8 @@
  *     completed.
  *
  * Threads: one thread (the volume's journal thread) calls everything but
- * journal_read(), which any thread may call (pread on its own fd); the
+ * journal_read() and journal_read_blocks(), which any thread may call
+ * (pread); the
  * caller keeps the region it reads from being reclaimed meanwhile.
  * Errors: negative errno; open fills struct lsvd_err.
  */
@@ -157,5 +158,13 @@ uint64_t journal_last_seq(const struct journal *j);
 
 /* Read @len bytes at byte offset @off.  Any thread. */
 int journal_read(struct journal *j, uint64_t off, void *buf, size_t len);
+/*
+ * The same for whole records: @off, @len and @buf all JNL_BLOCK-aligned.
+ * Reads around the page cache (O_DIRECT) where the file allows it: pages
+ * cached ahead of the ring's head would make every write over them wait
+ * for their invalidation (io_uring hands such writes to a worker thread).
+ */
+int journal_read_blocks(struct journal *j, uint64_t off, void *buf,
+                        size_t len);
 
 #endif /* LSVD_JOURNAL_H */

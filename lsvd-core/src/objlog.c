@@ -46,6 +46,18 @@ struct brec {
     uint64_t seq;
 };
 
+/* Journal bytes [off, off+len) read back, at buf + pos. */
+struct span {
+    uint64_t off, len;
+    size_t pos;
+};
+
+/* A batch's journal data, read back or copied as it was journaled. */
+struct readback {
+    uint8_t *buf;
+    GArray *spans;                  /* struct span, by offset */
+};
+
 struct batch {
     bool ckpt;                      /* a map checkpoint, not data */
     uint64_t seq;
@@ -54,6 +66,16 @@ struct batch {
     size_t blen;                    /* data bytes added, overwrites too */
     int64_t started;                /* monotonic time of the first add */
     uint64_t jseq;                  /* newest journal record in the batch */
+    /*
+     * A copy of its records' data, made as they were journaled, while
+     * memory allows ([log] copy_batches): then the PUT needs no read-back,
+     * which competes with the journal's writes for the cache device (and
+     * doubled their latency under load).  mem.buf NULL: none (read back
+     * at the PUT); mem_len: bytes used.
+     */
+    struct readback mem;
+    size_t mem_len;
+    bool mem_none;                  /* a record came without its data */
     bool done;                      /* DONE: ret and h are set */
     int ret;
     struct obj_header h;            /* the object's header, for the map */
@@ -82,6 +104,10 @@ struct objlog {
 
     GMutex lock;                    /* protects everything below */
     GCond cond;                     /* a batch was applied or failed */
+    unsigned mem_batches;           /* batches holding a struct batch.mem */
+    unsigned mem_max;               /* at most ([log] copy_batches) */
+    size_t mem_size;                /* bytes in each */
+    GPtrArray *mem_pool;            /* free ones */
     GQueue sealed;                  /* SEALED and DONE batches, seq order */
     uint64_t durable_jseq;
     int error;                      /* sticky: a PUT failed for good */
@@ -372,9 +398,65 @@ static struct batch *batch_new(void)
     return b;
 }
 
-static void batch_free(struct batch *b)
+static void readback_free(struct readback *rb)
+{
+    free(rb->buf);
+    if (rb->spans) {
+        g_array_free(rb->spans, TRUE);
+    }
+    memset(rb, 0, sizeof(*rb));
+}
+
+/*
+ * Buffers for batches' copies of their data, ol->mem_size bytes each: at
+ * most ol->mem_max in use, and those freed are kept for the next batches
+ * (a fresh one costs a page fault per page written).  NULL: none now.
+ */
+static uint8_t *mem_get(struct objlog *ol)
+{
+    void *p = NULL;
+    bool room;
+
+    g_mutex_lock(&ol->lock);
+    room = ol->mem_batches < ol->mem_max;
+    if (room) {
+        ol->mem_batches++;
+        p = ol->mem_pool->len ?
+            g_ptr_array_steal_index_fast(ol->mem_pool,
+                                         ol->mem_pool->len - 1) : NULL;
+    }
+    g_mutex_unlock(&ol->lock);
+    if (room && !p && posix_memalign(&p, JNL_BLOCK, ol->mem_size) != 0) {
+        p = NULL;
+        g_mutex_lock(&ol->lock);
+        ol->mem_batches--;
+        g_mutex_unlock(&ol->lock);
+    }
+    return p;
+}
+
+static void mem_put(struct objlog *ol, uint8_t *p)
+{
+    g_mutex_lock(&ol->lock);
+    ol->mem_batches--;
+    g_ptr_array_add(ol->mem_pool, p);
+    g_mutex_unlock(&ol->lock);
+}
+
+/* Drop batch @b's in-memory copy of its data, if it has one. */
+static void batch_mem_drop(struct objlog *ol, struct batch *b)
+{
+    if (b->mem.buf) {
+        mem_put(ol, b->mem.buf);
+        b->mem.buf = NULL;
+        readback_free(&b->mem);
+    }
+}
+
+static void batch_free(struct objlog *ol, struct batch *b)
 {
     if (b) {
+        batch_mem_drop(ol, b);
         extmap_free(b->bmap);
         g_array_free(b->recs, TRUE);
         obj_header_free(&b->h);
@@ -411,6 +493,7 @@ int objlog_open(struct backend *be, const char *vol, const struct super *sb,
     ol->objs = g_ptr_array_new_with_free_func(objinfo_free);
     ol->next_seq = 1;
     ol->cur = batch_new();
+    ol->mem_pool = g_ptr_array_new_with_free_func(free);
     g_rw_lock_init(&ol->map_lock);
     g_mutex_init(&ol->lock);
     g_cond_init(&ol->cond);
@@ -514,9 +597,10 @@ void objlog_close(struct objlog *ol)
         workers_stop(ol->pool);         /* waits for PUTs */
     }
     while (!g_queue_is_empty(&ol->sealed)) {
-        batch_free(g_queue_pop_head(&ol->sealed));
+        batch_free(ol, g_queue_pop_head(&ol->sealed));
     }
-    batch_free(ol->cur);
+    batch_free(ol, ol->cur);
+    g_ptr_array_unref(ol->mem_pool);
     extmap_free(ol->omap);
     g_ptr_array_unref(ol->objs);
     g_rw_lock_clear(&ol->map_lock);
@@ -529,10 +613,13 @@ void objlog_close(struct objlog *ol)
 
 /* ---- the batch being filled: journal thread ------------------------------ */
 
-void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg)
+void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg,
+                       unsigned copies)
 {
     ol->src = fn;
     ol->src_arg = arg;
+    ol->mem_max = copies;
+    ol->mem_size = 2 * ol->batch_size;
 }
 
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
@@ -551,6 +638,36 @@ int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
     }
     b->jseq = jseq;
     return 0;
+}
+
+void objlog_batch_data(struct objlog *ol, uint64_t joff,
+                       const struct iovec *iov, int iovcnt, size_t skip,
+                       size_t len)
+{
+    struct batch *b = ol->cur;
+    struct span sp = { joff, len, b->mem_len };
+
+    /* the batch's first data decides whether it gets a copy; data that
+     * comes without its bytes, or does not fit, drops the copy for good */
+    if (b->mem_none) {
+        return;
+    }
+    if (!iov || b->mem_len + len > ol->mem_size) {
+        batch_mem_drop(ol, b);
+        b->mem_none = true;
+        return;
+    }
+    if (!b->mem.buf) {
+        b->mem.buf = b->mem_len == 0 ? mem_get(ol) : NULL;
+        if (!b->mem.buf) {
+            b->mem_none = true;
+            return;
+        }
+        b->mem.spans = g_array_new(FALSE, FALSE, sizeof(struct span));
+    }
+    iov_to_buf(iov, iovcnt, skip, b->mem.buf + b->mem_len, len);
+    g_array_append_val(b->mem.spans, sp);
+    b->mem_len += len;
 }
 
 void objlog_batch_record(struct objlog *ol, uint64_t off, uint64_t len,
@@ -677,18 +794,6 @@ int objlog_drain(struct objlog *ol)
 
 /* ---- PUT workers ---------------------------------------------------------- */
 
-/* Journal bytes [off, off+len) read back, at buf + pos. */
-struct span {
-    uint64_t off, len;
-    size_t pos;
-};
-
-/* A batch's journal records, read back. */
-struct readback {
-    uint8_t *buf;
-    GArray *spans;                  /* struct span, by offset */
-};
-
 static gint cmp_span(gconstpointer a, gconstpointer b)
 {
     const struct span *x = a, *y = b;
@@ -713,14 +818,6 @@ static const uint8_t *readback_at(const struct readback *rb, uint64_t off)
     const struct span *s = &g_array_index(rb->spans, struct span, lo);
     g_assert(off >= s->off && off < s->off + s->len);
     return rb->buf + s->pos + (off - s->off);
-}
-
-static void readback_free(struct readback *rb)
-{
-    g_free(rb->buf);
-    if (rb->spans) {
-        g_array_free(rb->spans, TRUE);
-    }
 }
 
 /*
@@ -752,8 +849,9 @@ static int read_back(struct objlog *ol, const struct batch *b,
             total += r->len;
         }
     }
-    rb->buf = g_try_malloc(MAX(total, 1));
-    if (!rb->buf) {
+    /* aligned for journal_read_blocks(): the spans are whole blocks */
+    if (posix_memalign((void **)&rb->buf, JNL_BLOCK, MAX(total, 1)) != 0) {
+        rb->buf = NULL;
         return -ENOMEM;
     }
     for (guint i = 0; i < rb->spans->len && ret == 0; i++) {
@@ -821,12 +919,19 @@ static uint8_t *encode_batch(struct objlog *ol, struct batch *b,
     struct seal_ctx c = { .rb = &rb };
     uint64_t n_chunks, spos = 0;
     uint8_t *stored;
-    int ret = read_back(ol, b, &rb);
+    int ret = 0;
 
-    if (ret < 0) {
-        readback_free(&rb);
-        memset(&rb, 0, sizeof(rb));
+    if (b->mem.buf) {
+        /* copied as it was journaled: the spans only need sorting (the
+         * ring may have wrapped) */
+        rb = b->mem;
+        g_array_sort(rb.spans, cmp_span);
+    } else {
         ret = read_back(ol, b, &rb);
+        if (ret < 0) {
+            readback_free(&rb);
+            ret = read_back(ol, b, &rb);
+        }
     }
     if (ret < 0) {
         readback_free(&rb);
@@ -836,7 +941,11 @@ static uint8_t *encode_batch(struct objlog *ol, struct batch *b,
     c.extents = g_array_new(FALSE, FALSE, sizeof(struct obj_extent));
     c.raw = g_malloc(MAX(b->blen, 1));
     extmap_foreach(b->bmap, seal_extent, &c);
-    readback_free(&rb);
+    if (b->mem.buf) {
+        batch_mem_drop(ol, b);
+    } else {
+        readback_free(&rb);
+    }
 
     n_chunks = (c.raw_len + OBJ_CHUNK_SIZE - 1) / OBJ_CHUNK_SIZE;
     h->chunks = g_new0(struct obj_chunk, n_chunks + 1);
@@ -899,7 +1008,7 @@ static void apply_done(struct objlog *ol)
             add_object(ol, &b->h);
             ol->durable_jseq = b->jseq;
         }
-        batch_free(b);
+        batch_free(ol, b);
     }
     g_cond_broadcast(&ol->cond);
 }

@@ -8,9 +8,11 @@
  * Batch states: FILLING (objlog_batch_add) -> SEALED (objlog_seal: gets
  * the next sequence number, queued to a PUT worker) -> DONE (PUT finished)
  * -> APPLIED (in the object map; the journal records up to its jseq are
- * then "durable").  A batch is an extent map into the journal, not a copy
- * of the data, so many may wait while the store is slow or away: the
- * journal's size, not memory, bounds how far writes run ahead of PUTs.
+ * then "durable").  A batch is an extent map into the journal, so many may
+ * wait while the store is slow or away: the journal's size, not memory,
+ * bounds how far writes run ahead of PUTs.  While the store keeps up, the
+ * few newest batches also keep a copy of their data (copy_batches), so that
+ * their PUTs need not read the journal back.
  * put_depth PUTs run at once; they complete in any order, but batches are
  * applied in sequence order.
  * A failed PUT is retried with backoff (forever, or for 10 s more once
@@ -88,18 +90,31 @@ void objlog_close(struct objlog *ol);
 /*
  * Batches hold no data: a PUT worker reads it back from the journal, which
  * keeps every record until the batch is applied, with @fn (any thread):
- * @len bytes at journal offset @off.  Before the first batch is sealed.
+ * @len bytes at journal offset @off, whole records (@off, @len and @buf
+ * JNL_BLOCK-aligned).  Before the first batch is sealed.
  */
 typedef int objlog_source_fn(void *arg, uint64_t off, void *buf, size_t len);
-void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg);
+/* @copies: batches that may keep a copy of their data in memory at once
+ * ([log] copy_batches; 0: none, every PUT reads back). */
+void objlog_set_source(struct objlog *ol, objlog_source_fn *fn, void *arg,
+                       unsigned copies);
 
 /* Add [lba, lba+sectors) from journal record @jseq to the batch: zeros if
  * @zero, else the data at journal offset @joff (a sector multiple). */
 int objlog_batch_add(struct objlog *ol, uint64_t lba, uint64_t sectors,
                      bool zero, uint64_t joff, uint64_t jseq);
+/*
+ * The @len bytes at journal offset @joff, which objlog_batch_add() pointed
+ * the batch at, are these (@iov after @skip bytes): the batch keeps a copy
+ * while memory allows (copy_batches), so that its PUT need not read the
+ * journal back.  @iov NULL: not at hand, read back.
+ */
+void objlog_batch_data(struct objlog *ol, uint64_t joff,
+                       const struct iovec *iov, int iovcnt, size_t skip,
+                       size_t len);
 /* The batch takes data from the WRITE record whose header is at journal
- * offset @off (@len bytes with its data, sequence @seq); its CRC is
- * checked when it is read back. */
+ * offset @off (@len bytes with its data, sequence @seq); read back, its
+ * CRC is checked. */
 void objlog_batch_record(struct objlog *ol, uint64_t off, uint64_t len,
                          uint64_t seq);
 /* True when the batch has reached @times the batch size. */

@@ -280,13 +280,17 @@ static uint64_t zero_loc(uint64_t hdr_off)
 }
 
 /*
- * Point the journal map at a record's extents; with @batch, also add them
- * to the object log's batch.  jmap_lock held for writing (or no other
+ * Point the journal map at extents @ext[0..n) of a record, whose data is at
+ * @data_off; with @batch, also add them to the object log's batch, with
+ * @iov (after @skip bytes) their data as the request gave it (NULL: not at
+ * hand).  The caller adds the record itself to the batch (a record may hold
+ * several requests' writes).  jmap_lock held for writing (or no other
  * thread yet, during open).
  */
 static int map_record(struct lsvd_volume *v, uint16_t type,
                       const struct rec_extent *ext, uint32_t n,
-                      uint64_t data_off, uint64_t seq, bool batch)
+                      uint64_t data_off, uint64_t seq, bool batch,
+                      const struct iovec *iov, int iovcnt, size_t skip)
 {
     uint64_t pos = 0;
 
@@ -314,8 +318,7 @@ static int map_record(struct lsvd_volume *v, uint16_t type,
         }
     }
     if (batch && type == REC_TYPE_WRITE) {
-        objlog_batch_record(v->ol, data_off - JNL_BLOCK,
-                            journal_record_size(pos), seq);
+        objlog_batch_data(v->ol, data_off, iov, iovcnt, skip, pos);
     }
     return 0;
 }
@@ -489,14 +492,32 @@ static void run_round(struct lsvd_volume *v)
     }
 
     g_rw_lock_writer_lock(&v->jmap_lock);
-    for (int i = 0; i < v->nslots && ret == 0; i++) {
+    for (int i = 0, rec_first = 0; i < v->nslots && ret == 0; i++) {
         struct rec_slot *s = &v->slots[i];
         struct rec_extent ext[REC_MAX_EXTENTS];
         size_t skip, len;
         uint32_t n = req_record(s->req, s->k, ext, &skip, &len);
+        bool write = s->req->type != VREQ_ZERO;
 
-        ret = map_record(v, s->req->type == VREQ_ZERO ? REC_TYPE_ZERO :
-                         REC_TYPE_WRITE, ext, n, s->data_off, s->seq, true);
+        ret = map_record(v, write ? REC_TYPE_WRITE : REC_TYPE_ZERO, ext, n,
+                         s->data_off, s->seq, true, s->req->iov,
+                         s->req->iovcnt, skip);
+        /*
+         * Writes of a round share a record while they fit (the journal
+         * joins them): the first slot of each record has its start, and
+         * its last slot ends it
+         */
+        if (i > 0 && s->seq != v->slots[i - 1].seq) {
+            rec_first = i;
+        }
+        if (ret == 0 && write &&
+            (i + 1 == v->nslots || v->slots[i + 1].seq != s->seq)) {
+            uint64_t first = v->slots[rec_first].data_off;
+
+            objlog_batch_record(v->ol, first - JNL_BLOCK,
+                                journal_record_size(s->data_off + len - first),
+                                s->seq);
+        }
         if (ret < 0) {
             /* the batch could not take it: it is journaled, but no object
              * would ever hold it; stop writing */
@@ -1186,7 +1207,7 @@ int lsvd_resize(struct lsvd_volume *v, uint64_t size)
 /* Sealed batches read their data back from the journal. */
 static int journal_source(void *arg, uint64_t off, void *buf, size_t len)
 {
-    return journal_read(arg, off, buf, len);
+    return journal_read_blocks(arg, off, buf, len);
 }
 
 struct replay_ctx {
@@ -1195,11 +1216,14 @@ struct replay_ctx {
 };
 
 static int replay_record(void *arg, const struct rec_header *r,
-                         const uint8_t *data G_GNUC_UNUSED, uint64_t data_off)
+                         const uint8_t *data, uint64_t data_off)
 {
     struct replay_ctx *c = arg;
     struct lsvd_volume *v = c->v;
     bool batch = r->seq > c->after_seq;
+    /* read and CRC-checked by replay: a batch may keep it, and then its
+     * PUT need not read it back */
+    struct iovec dv = { (void *)data, r->data_len };
     int ret;
 
     for (uint32_t i = 0; i < r->n_extents; i++) {
@@ -1214,7 +1238,11 @@ static int replay_record(void *arg, const struct rec_header *r,
         }
     }
     ret = map_record(v, r->type, r->extents, r->n_extents, data_off, r->seq,
-                     batch);
+                     batch, data ? &dv : NULL, 1, 0);
+    if (ret == 0 && batch && r->type == REC_TYPE_WRITE) {
+        objlog_batch_record(v->ol, data_off - JNL_BLOCK,
+                            JNL_BLOCK + r->data_len, r->seq);
+    }
     /* a journal of many batches replays into as many objects, not into
      * one as large as the journal */
     if (ret == 0 && batch && !v->rdonly && objlog_batch_full(v->ol, 1)) {
@@ -1385,7 +1413,7 @@ int lsvd_open(const struct lsvd_config *cfg, const char *name, int flags,
     if (ret < 0) {
         goto fail;
     }
-    objlog_set_source(v->ol, journal_source, v->jnl);
+    objlog_set_source(v->ol, journal_source, v->jnl, cfg->copy_batches);
     if (cfg->read_cache_size > 0 && !shared) {
         g_autofree char *base = cache_base(cfg, name);
 

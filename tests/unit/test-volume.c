@@ -1653,11 +1653,11 @@ static void test_torn_journal(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 }
 
 /*
- * Batches hold no copy of the data: a PUT reads it back from the journal
- * and checks each record's CRC.  A record corrupted on the cache device
- * after it was written (and acknowledged) must never reach an object: the
- * PUT fails, writing stops, and the next open replays up to the bad
- * record.
+ * With copy_batches = 0 batches hold no copy of the data: a PUT reads it
+ * back from the journal and checks each record's CRC.  A record corrupted
+ * on the cache device after it was written (and acknowledged) must never
+ * reach an object: the PUT fails, writing stops, and the next open replays
+ * up to the bad record.
  */
 static void test_readback_corrupt(struct fix *f,
                                   gconstpointer data G_GNUC_UNUSED)
@@ -1666,6 +1666,8 @@ static void test_readback_corrupt(struct fix *f,
     const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
     struct lsvd_volume *v;
 
+    g_assert_cmpint(lsvd_config_set(f->cfg, "log", "copy_batches", "0",
+                                    NULL), ==, 0);
     vol_create(f, "rb", MODEL_SIZE);
     v = vol_open(f, "rb", 0);
     write_pat(v, 100, 8, 1);
@@ -1687,6 +1689,176 @@ static void test_readback_corrupt(struct fix *f,
     v = vol_open(f, "rb", 0);
     check_pat(v, 100, 8, 1);
     check_pat(v, 200, 8, 0);
+    vol_close(v);
+}
+
+/* Apply ops [0, n) with up to 32 requests in flight at once, window by
+ * window (a window's overlapping writes land in submission order). */
+static int apply_ops_aio(struct lsvd_volume *v, const struct op *ops,
+                         unsigned n)
+{
+    struct aio_state s = { 0 };
+    struct aio_req idx[32];
+    uint8_t *bufs[32];
+    struct iovec iov[32];
+    int ret = 0;
+
+    g_mutex_init(&s.m);
+    g_cond_init(&s.c);
+    for (unsigned i = 0; i < 32; i++) {
+        idx[i] = (struct aio_req){ &s, i };
+        bufs[i] = g_malloc(64 * SECT);
+    }
+    for (unsigned w = 0; w < n && ret == 0; w += 32) {
+        unsigned m = MIN(32, n - w);
+
+        s.done = 0;
+        for (unsigned i = 0; i < m && ret == 0; i++) {
+            const struct op *o = &ops[w + i];
+
+            g_assert_cmpuint(o->sectors, <=, 64);
+            if (o->zero) {
+                ret = lsvd_aio_write_zeroes(v, o->lba * SECT, o->sectors * SECT,
+                                            aio_cb, &idx[i]);
+                continue;
+            }
+            pat_fill(bufs[i], o->lba, o->sectors, w + i + 1);
+            iov[i] = (struct iovec){ bufs[i], o->sectors * SECT };
+            ret = lsvd_aio_write(v, o->lba * SECT, &iov[i], 1, aio_cb,
+                                 &idx[i]);
+        }
+        aio_wait(&s, m);
+        ret = ret < 0 ? ret : s.errors ? -EIO : 0;
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        g_free(bufs[i]);
+    }
+    g_mutex_clear(&s.m);
+    g_cond_clear(&s.c);
+    return ret;
+}
+
+/* Open, apply the ops 32 at a time, flush, wait for an object, "crash". */
+static int aio_crash_child(struct fix *f, void *p)
+{
+    struct crash_arg *a = p;
+    struct lsvd_volume *v = NULL;
+    struct lsvd_err err;
+
+    if (lsvd_open(f->cfg, a->vol, 0, &v, &err) < 0) {
+        fprintf(stderr, "child: open: %s\n", err.msg);
+        return 10;
+    }
+    if (apply_ops_aio(v, a->ops, a->to) < 0 || lsvd_flush(v) < 0) {
+        return 11;
+    }
+    for (int i = 0; i < 1000; i++) {
+        unsigned count;
+
+        if (list_objects(f, a->vol, &count, NULL) < 0) {
+            return 16;
+        }
+        if (count >= a->wait_objects) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    return 0;
+}
+
+/*
+ * Writes in flight together share journal records (one header for many):
+ * the journal takes fewer bytes than a record per write, and a crash
+ * replays them all, in order, with the cache kept; and with batches that
+ * keep no copy of their data (copy_batches = 0) as well as with copies.
+ */
+static void merged_records(struct fix *f, bool copies)
+{
+    const char *vol = copies ? "mc" : "mn";
+    const unsigned n = 2000;
+    g_autofree struct op *ops = make_ops(11, n, MODEL_SECTORS, 24, 5);
+    g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
+    struct crash_arg a = { .vol = vol, .ops = ops, .to = n,
+                           .wait_objects = 1 };
+    g_autofree char *jpath = journal_file(f, vol);
+    struct lsvd_volume *v;
+    bool merged = false;
+
+    if (!copies) {
+        g_assert_cmpint(lsvd_config_set(f->cfg, "log", "copy_batches", "0",
+                                        NULL), ==, 0);
+    }
+    g_assert_cmpint(lsvd_config_set(f->cfg, "log", "batch_size", "1M",
+                                    NULL), ==, 0);
+
+    /* 32 one-sector writes at once take less than 32 records would (the
+     * journal thread may start a round before all are queued: retried) */
+    vol_create(f, "probe", MODEL_SIZE);
+    v = vol_open(f, "probe", 0);
+    for (unsigned attempt = 0; attempt < 20 && !merged; attempt++) {
+        struct op w[32];
+        struct lsvd_info i0, i1;
+
+        for (unsigned i = 0; i < 32; i++) {
+            w[i] = (struct op){ .lba = 8 * i + attempt, .sectors = 1 };
+        }
+        g_assert_cmpint(lsvd_stat(v, &i0), ==, 0);
+        g_assert_cmpint(apply_ops_aio(v, w, 32), ==, 0);
+        g_assert_cmpint(lsvd_flush(v), ==, 0);
+        g_assert_cmpint(lsvd_stat(v, &i1), ==, 0);
+        merged = i1.journal_used - i0.journal_used < 32 * 2 * JNL_BLOCK;
+    }
+    g_assert_true(merged);
+    vol_close(v);
+
+    vol_create(f, vol, MODEL_SIZE);
+    run_child(f, aio_crash_child, &a);
+    model_apply(model, ops, 0, n);
+    v = vol_open(f, vol, 0);            /* replays the journal */
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+    g_assert_cmpint(unlink(jpath), ==, 0);
+    v = vol_open(f, vol, 0);            /* all in objects */
+    check_model(v, model, MODEL_SECTORS);
+    vol_close(v);
+}
+
+static void test_merged_records(struct fix *f, gconstpointer d G_GNUC_UNUSED)
+{
+    merged_records(f, true);
+}
+
+static void test_merged_records_nocopy(struct fix *f,
+                                       gconstpointer d G_GNUC_UNUSED)
+{
+    merged_records(f, false);
+}
+
+/*
+ * By default a batch keeps a copy of the data it was given, and its PUT
+ * uses that: a record damaged on the cache device after it was written
+ * does not reach the object, which holds what was written.
+ */
+static void test_batch_copy(struct fix *f, gconstpointer data G_GNUC_UNUSED)
+{
+    g_autofree char *jpath = journal_file(f, "bc");
+    const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
+    struct lsvd_volume *v;
+
+    vol_create(f, "bc", MODEL_SIZE);
+    v = vol_open(f, "bc", 0);
+    write_pat(v, 100, 8, 1);
+    write_pat(v, 200, 8, 2);
+    write_pat(v, 300, 8, 3);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    flip_byte(jpath, JNL_FIRST + rec + JNL_BLOCK + 10, 0x40);
+    g_assert_cmpint(lsvd_close(v), ==, 0);
+    g_assert_cmpuint(count_objects(f, "bc", NULL), >=, 1);
+    g_assert_cmpint(unlink(jpath), ==, 0);
+    v = vol_open(f, "bc", 0);
+    check_pat(v, 100, 8, 1);
+    check_pat(v, 200, 8, 2);
+    check_pat(v, 300, 8, 3);
     vol_close(v);
 }
 
@@ -3273,6 +3445,9 @@ int main(int argc, char **argv)
         { "/volume/crash/repeated", test_repeated_crashes },
         { "/volume/crash/torn-journal", test_torn_journal },
         { "/volume/crash/readback-corrupt", test_readback_corrupt },
+        { "/volume/crash/batch-copy", test_batch_copy },
+        { "/volume/crash/merged-records", test_merged_records },
+        { "/volume/crash/merged-records-nocopy", test_merged_records_nocopy },
         { "/volume/write-timeout", test_write_timeout },
         { "/volume/batch-timeout", test_batch_timeout },
         { "/volume/close-during-outage", test_close_during_outage },
