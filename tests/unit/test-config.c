@@ -341,6 +341,23 @@ static void test_read_cache_keys(void)
     parse_fails("[cache]\nprefetch = 64M\n", -EINVAL, "prefetch");
 }
 
+static void test_copy_batches(void)
+{
+    struct lsvd_err err;
+    struct lsvd_config *cfg;
+    int ret;
+
+    cfg = parse("", &ret, &err);
+    g_assert_cmpuint(cfg->copy_batches, ==, 4);
+    lsvd_config_free(cfg);
+    cfg = parse("[log]\ncopy_batches = 0\n", &ret, &err);
+    g_assert_cmpint(ret, ==, 0);
+    g_assert_cmpuint(cfg->copy_batches, ==, 0);
+    lsvd_config_free(cfg);
+    parse_fails("[log]\ncopy_batches = 65\n", -EINVAL, "copy_batches");
+    parse_fails("[log]\ncopy_batches = -1\n", -EINVAL, "copy_batches");
+}
+
 static void test_limits(void)
 {
     struct lsvd_err err;
@@ -464,6 +481,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/limits", test_limits);
     g_test_add_func("/config/s3", test_s3);
     g_test_add_func("/config/read-cache", test_read_cache_keys);
+    g_test_add_func("/config/copy-batches", test_copy_batches);
     g_test_add_func("/config/set", test_set);
     g_test_add_func("/config/load", test_load);
     return g_test_run();
