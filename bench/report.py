@@ -213,13 +213,16 @@ def main():
            "`scripts/setup-deps.sh` (fio, gnuplot-nox, s3backer) and the Ceph packages "
            "`scripts/rgw.sh` installs; no ceph-mgr.", "",
            "The machine is shared (2 cores; other jobs ran beside this one: see the load "
-           "averages below), so single figures are noisy; each ratio compares runs made "
-           "minutes apart in the same invocation.", ""]
+           "averages below), so single figures are noisy; in the fio section the systems "
+           "take turns workload by workload, so each ratio compares runs made seconds "
+           "apart.", ""]
     md += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in meta.items()] + [""]
 
     md += ["## What the references are (read before the ratios)", "",
            "- The Ceph cluster is `scripts/rgw.sh`'s: one mon, one **memstore** OSD (RAM, "
-           "2 GiB), radosgw, all on 127.0.0.1.  RBD and the RGW therefore store into RAM, "
+           "8 GiB here), radosgw, all on 127.0.0.1, on the same 2 cores as the system "
+           "measured: lsvd's write-back (RGW and OSD) takes CPU from its own writes, as "
+           "rbd's OSD does from rbd's.  RBD and the RGW store into RAM, "
            "not a disk: rbd's figures are those of a RAM-backed OSD one loopback hop away, "
            "far faster than a real cluster; lsvd and s3backer reach the same OSD through "
            "the RGW.",
@@ -251,6 +254,8 @@ def main():
                "s3backer is its FUSE file on the same RGW (64 KiB blocks, default block "
                "cache) with libaio and O_DIRECT.  Reads run for the runtime over the span "
                "filled by seqwrite-1m; writes stop at the write cap or the runtime.  "
+               "lsvd's journal is the default 1 GiB, more than a workload writes (the "
+               "write-back section measures writes beyond the cache).  "
                "lsvd's reads here are served from its journal/read cache (the span was just "
                "written).  In parentheses: the ratio to raw.", ""]
         for metric, title in (("iops", "IOPS"), ("mb_s", "MB/s"), ("lat_mean", "mean latency (us)"),

@@ -9,6 +9,8 @@
 #   scripts/rgw.sh selftest      start, signed PUT/ranged GET/LIST/DELETE, bad-secret 403, stop
 #
 # DIR defaults to build/rgw in the repository (build/ is git-ignored).
+# RGW_MEMSTORE_BYTES: the OSD's RAM store (default 2 GiB; make bench
+# writes several GiB and takes 8).
 # See docs/testing-s3.md.
 set -euo pipefail
 
@@ -225,7 +227,7 @@ mon data = $D/mon/\$cluster-\$id
 osd data = $D/osd/\$cluster-\$id
 keyring = $D/keyring
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${RGW_MEMSTORE_BYTES:-2147483648}
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8
