@@ -823,6 +823,24 @@ struct crash_arg {
                                      * this many objects before exiting */
 };
 
+/* PUTs are asynchronous: wait (up to 10 s) for @n objects of @vol.
+ * 0, or 16 if they cannot be listed. */
+static int wait_objects(struct fix *f, const char *vol, unsigned n)
+{
+    for (int i = 0; i < 1000 && n > 0; i++) {
+        unsigned count;
+
+        if (list_objects(f, vol, &count, NULL) < 0) {
+            return 16;
+        }
+        if (count >= n) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    return 0;
+}
+
 /* Open, apply the ops, flush, and "crash". */
 static int crash_child(struct fix *f, void *p)
 {
@@ -857,18 +875,7 @@ static int crash_child(struct fix *f, void *p)
     if (lsvd_flush(v) < 0) {
         return 15;
     }
-    for (int i = 0; i < 1000 && a->wait_objects > 0; i++) {
-        unsigned count;
-
-        if (list_objects(f, a->vol, &count, NULL) < 0) {
-            return 16;
-        }
-        if (count >= a->wait_objects) {
-            break;
-        }
-        g_usleep(10000);
-    }
-    return 0;
+    return wait_objects(f, a->vol, a->wait_objects);
 }
 
 /* ==== the tests ========================================================== */
@@ -1752,18 +1759,7 @@ static int aio_crash_child(struct fix *f, void *p)
     if (apply_ops_aio(v, a->ops, a->to) < 0 || lsvd_flush(v) < 0) {
         return 11;
     }
-    for (int i = 0; i < 1000; i++) {
-        unsigned count;
-
-        if (list_objects(f, a->vol, &count, NULL) < 0) {
-            return 16;
-        }
-        if (count >= a->wait_objects) {
-            break;
-        }
-        g_usleep(10000);
-    }
-    return 0;
+    return wait_objects(f, a->vol, a->wait_objects);
 }
 
 /*
