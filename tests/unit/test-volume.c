@@ -821,6 +821,7 @@ struct crash_arg {
     unsigned mid;
     unsigned wait_objects;          /* PUTs are asynchronous: wait for
                                      * this many objects before exiting */
+    bool aio;                       /* 32 requests in flight at once */
 };
 
 /* PUTs are asynchronous: wait (up to 10 s) for @n objects of @vol.
@@ -841,7 +842,11 @@ static int wait_objects(struct fix *f, const char *vol, unsigned n)
     return 0;
 }
 
-/* Open, apply the ops, flush, and "crash". */
+static int apply_ops_aio(struct lsvd_volume *v, const struct op *ops,
+                         unsigned n);
+
+/* Open, apply the ops (with @aio: ops 0..to, 32 at a time), flush, and
+ * "crash". */
 static int crash_child(struct fix *f, void *p)
 {
     struct crash_arg *a = p;
@@ -869,7 +874,8 @@ static int crash_child(struct fix *f, void *p)
         if (apply_ops(v, a->ops, a->mid, a->to) < 0) {
             return 13;
         }
-    } else if (apply_ops(v, a->ops, a->from, a->to) < 0) {
+    } else if (a->aio ? apply_ops_aio(v, a->ops, a->to) < 0 :
+                        apply_ops(v, a->ops, a->from, a->to) < 0) {
         return 14;
     }
     if (lsvd_flush(v) < 0) {
@@ -1660,6 +1666,28 @@ static void test_torn_journal(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 }
 
 /*
+ * A new volume @vol, open, with writes 1, 2 and 3 of 8 sectors at 100, 200
+ * and 300, flushed (three records), and the second record's data then
+ * changed in the journal file, as if the device returned it changed.
+ */
+static struct lsvd_volume *second_record_damaged(struct fix *f,
+                                                 const char *vol)
+{
+    g_autofree char *jpath = journal_file(f, vol);
+    const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
+    struct lsvd_volume *v;
+
+    vol_create(f, vol, MODEL_SIZE);
+    v = vol_open(f, vol, 0);
+    write_pat(v, 100, 8, 1);
+    write_pat(v, 200, 8, 2);
+    write_pat(v, 300, 8, 3);
+    g_assert_cmpint(lsvd_flush(v), ==, 0);
+    flip_byte(jpath, JNL_FIRST + rec + JNL_BLOCK + 10, 0x40);
+    return v;
+}
+
+/*
  * With copy_batches = 0 batches hold no copy of the data: a PUT reads it
  * back from the journal and checks each record's CRC.  A record corrupted
  * on the cache device after it was written (and acknowledged) must never
@@ -1670,19 +1698,11 @@ static void test_readback_corrupt(struct fix *f,
                                   gconstpointer data G_GNUC_UNUSED)
 {
     g_autofree char *jpath = journal_file(f, "rb");
-    const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
     struct lsvd_volume *v;
 
     g_assert_cmpint(lsvd_config_set(f->cfg, "log", "copy_batches", "0",
                                     NULL), ==, 0);
-    vol_create(f, "rb", MODEL_SIZE);
-    v = vol_open(f, "rb", 0);
-    write_pat(v, 100, 8, 1);
-    write_pat(v, 200, 8, 2);
-    write_pat(v, 300, 8, 3);
-    g_assert_cmpint(lsvd_flush(v), ==, 0);
-    /* the second record's data, as if the device returned it changed */
-    flip_byte(jpath, JNL_FIRST + rec + JNL_BLOCK + 10, 0x40);
+    v = second_record_damaged(f, "rb");
     g_assert_cmpint(lsvd_close(v), ==, -EIO);
     g_assert_cmpuint(count_objects(f, "rb", NULL), ==, 0);
 
@@ -1745,23 +1765,6 @@ static int apply_ops_aio(struct lsvd_volume *v, const struct op *ops,
     return ret;
 }
 
-/* Open, apply the ops 32 at a time, flush, wait for an object, "crash". */
-static int aio_crash_child(struct fix *f, void *p)
-{
-    struct crash_arg *a = p;
-    struct lsvd_volume *v = NULL;
-    struct lsvd_err err;
-
-    if (lsvd_open(f->cfg, a->vol, 0, &v, &err) < 0) {
-        fprintf(stderr, "child: open: %s\n", err.msg);
-        return 10;
-    }
-    if (apply_ops_aio(v, a->ops, a->to) < 0 || lsvd_flush(v) < 0) {
-        return 11;
-    }
-    return wait_objects(f, a->vol, a->wait_objects);
-}
-
 /*
  * Writes in flight together share journal records (one header for many):
  * the journal takes fewer bytes than a record per write, and a crash
@@ -1775,7 +1778,7 @@ static void merged_records(struct fix *f, bool copies)
     g_autofree struct op *ops = make_ops(11, n, MODEL_SECTORS, 24, 5);
     g_autofree uint64_t *model = g_new0(uint64_t, MODEL_SECTORS);
     struct crash_arg a = { .vol = vol, .ops = ops, .to = n,
-                           .wait_objects = 1 };
+                           .wait_objects = 1, .aio = true };
     g_autofree char *jpath = journal_file(f, vol);
     struct lsvd_volume *v;
     bool merged = false;
@@ -1808,7 +1811,7 @@ static void merged_records(struct fix *f, bool copies)
     vol_close(v);
 
     vol_create(f, vol, MODEL_SIZE);
-    run_child(f, aio_crash_child, &a);
+    run_child(f, crash_child, &a);
     model_apply(model, ops, 0, n);
     v = vol_open(f, vol, 0);            /* replays the journal */
     check_model(v, model, MODEL_SECTORS);
@@ -1838,16 +1841,8 @@ static void test_merged_records_nocopy(struct fix *f,
 static void test_batch_copy(struct fix *f, gconstpointer data G_GNUC_UNUSED)
 {
     g_autofree char *jpath = journal_file(f, "bc");
-    const uint64_t rec = 2 * JNL_BLOCK;         /* 8 sectors of data */
-    struct lsvd_volume *v;
+    struct lsvd_volume *v = second_record_damaged(f, "bc");
 
-    vol_create(f, "bc", MODEL_SIZE);
-    v = vol_open(f, "bc", 0);
-    write_pat(v, 100, 8, 1);
-    write_pat(v, 200, 8, 2);
-    write_pat(v, 300, 8, 3);
-    g_assert_cmpint(lsvd_flush(v), ==, 0);
-    flip_byte(jpath, JNL_FIRST + rec + JNL_BLOCK + 10, 0x40);
     g_assert_cmpint(lsvd_close(v), ==, 0);
     g_assert_cmpuint(count_objects(f, "bc", NULL), >=, 1);
     g_assert_cmpint(unlink(jpath), ==, 0);
