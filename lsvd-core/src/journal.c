@@ -166,14 +166,15 @@ static void rec_set(struct journal *j, struct jrec *r, uint64_t seq,
 static void rec_extend(struct journal *j, struct jrec *r, uint64_t extra,
                        const struct rec_extent *ext, uint32_t n)
 {
-    struct rec_extent *e = g_new(struct rec_extent, r->n_extents + n);
+    struct rec_extent *e;
 
-    memcpy(e, r->n_extents == 1 ? &r->ext0 : r->extents,
-           r->n_extents * sizeof(*e));
-    memcpy(e + r->n_extents, ext, n * sizeof(*e));
-    if (r->n_extents > 1) {
-        g_free(r->extents);
+    if (r->n_extents == 1) {
+        e = g_new(struct rec_extent, 1 + n);
+        e[0] = r->ext0;
+    } else {
+        e = g_renew(struct rec_extent, r->extents, r->n_extents + n);
     }
+    memcpy(e + r->n_extents, ext, n * sizeof(*e));
     r->extents = e;
     r->n_extents += n;
     r->len += extra;

@@ -657,8 +657,8 @@ void objlog_batch_data(struct objlog *ol, uint64_t joff,
         b->mem_none = true;
         return;
     }
-    if (!b->mem.buf) {
-        b->mem.buf = b->mem_len == 0 ? mem_get(ol) : NULL;
+    if (!b->mem.buf) {              /* the batch's first data */
+        b->mem.buf = mem_get(ol);
         if (!b->mem.buf) {
             b->mem_none = true;
             return;

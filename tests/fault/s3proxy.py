@@ -209,8 +209,8 @@ async def relay_body(reader, kind, length, sink, limit=None):
         sent += len(data)
         return True
 
-    if kind == "length":
-        left = length
+    async def relay(left):
+        # exactly @left bytes; False: the transfer was cut
         while left > 0:
             data = await reader.read(min(PIECE, left))
             if not data:
@@ -219,6 +219,9 @@ async def relay_body(reader, kind, length, sink, limit=None):
             if not await put(data):
                 return False
         return True
+
+    if kind == "length":
+        return await relay(length)
     if kind == "chunked":
         while True:
             line = await reader.readuntil(b"\r\n")
@@ -233,14 +236,8 @@ async def relay_body(reader, kind, length, sink, limit=None):
                         return False
                     if t == b"\r\n":
                         return True
-            left = size + 2             # the data and its CRLF
-            while left > 0:
-                data = await reader.read(min(PIECE, left))
-                if not data:
-                    raise Reset()
-                left -= len(data)
-                if not await put(data):
-                    return False
+            if not await relay(size + 2):    # the data and its CRLF
+                return False
     # no length: to EOF
     while True:
         data = await reader.read(PIECE)

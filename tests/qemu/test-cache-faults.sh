@@ -164,6 +164,20 @@ fresh_crash_volume() {
     "$LSVD" create crash 64M >/dev/null
 }
 
+# A fresh volume written by the lsvd-crash writer into LOG, with faultfs
+# rule RULE on from 0.7 s into the run, killed 0.5 s later, the rule
+# cleared: crash_under_fault LOG RULE
+crash_under_fault() {
+    fresh_crash_volume
+    crash_start "$1"
+    sleep 0.7
+    ff "$2"
+    sleep 0.5
+    crash_kill
+    ff "clear"
+    crash_reap
+}
+
 # Requests (writes and flushes) that completed with 0 although they were
 # submitted after the first one that failed: with a fault that never
 # clears, there must be none.  count_ok_after_failure LOG KIND (C or FC)
@@ -208,14 +222,7 @@ test_eio_write() {
     io_ok a8 -c 'read -P 0x33 2M 64k' -c 'read -P 0x11 0 1M' lsvd:va
 
     echo "== eio-write (lsvd-crash run, verify --mode a)"
-    fresh_crash_volume
-    crash_start "$T/log-a"
-    sleep 0.7
-    ff "eio-write *.journal"
-    sleep 0.5
-    crash_kill
-    ff "clear"
-    crash_reap
+    crash_under_fault "$T/log-a" "eio-write *.journal"
     n=$(grep -c '^C [0-9]* -' "$T/log-a" || true)
     echo "  failed requests: $n"
     [ "$n" -ge 1 ] || fail "the writer saw no failed request"
@@ -253,14 +260,7 @@ test_eio_fsync() {
     io_ok b5 -c 'read -P 0x41 0 1M' lsvd:vb
 
     echo "== eio-fsync (lsvd-crash run, verify --mode a)"
-    fresh_crash_volume
-    crash_start "$T/log-b"
-    sleep 0.7
-    ff "eio-fsync *.journal"
-    sleep 0.5
-    crash_kill
-    ff "clear"
-    crash_reap
+    crash_under_fault "$T/log-b" "eio-fsync *.journal"
     n=$(grep -c '^FC [0-9]* -' "$T/log-b" || true)
     echo "  failed flushes: $n"
     [ "$n" -ge 1 ] || fail "no flush was reported as failed"

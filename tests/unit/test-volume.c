@@ -1877,6 +1877,22 @@ static void test_journal_deleted_jmap_kept(struct fix *f,
     vol_close(v);
 }
 
+/* Poll the counters until the journal holds nothing that is not in an
+ * object, or @secs seconds pass; the seconds it took, the counters in
+ * *@info. */
+static double wait_drained(struct lsvd_volume *v, unsigned secs,
+                           struct lsvd_info *info)
+{
+    int64_t t0 = g_get_monotonic_time();
+
+    do {
+        g_usleep(100000);
+        g_assert_cmpint(lsvd_stat(v, info), ==, 0);
+    } while (info->journal_bytes > 0 &&
+             g_get_monotonic_time() - t0 < secs * G_USEC_PER_SEC);
+    return (g_get_monotonic_time() - t0) / 1e6;
+}
+
 /* lsvd_write() of @sectors of write @id at @lba; its result, and how
  * long it took in *@secs. */
 static int timed_write(struct lsvd_volume *v, uint64_t lba, uint64_t sectors,
@@ -1910,7 +1926,6 @@ static void test_write_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     struct lsvd_volume *v;
     char *blocked[4];
     struct lsvd_info info;
-    int64_t t0;
     double secs;
     unsigned n;
     int ret = 0;
@@ -1956,12 +1971,7 @@ static void test_write_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     }
     /* the PUTs' next retries (backed off up to 5 s) drain the journal;
      * a write before that could time out again */
-    t0 = g_get_monotonic_time();
-    do {
-        g_usleep(100000);
-        g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
-    } while (info.journal_bytes > 0 &&
-             g_get_monotonic_time() - t0 < 60 * G_USEC_PER_SEC);
+    wait_drained(v, 60, &info);
     g_assert_cmpuint(info.journal_bytes, ==, 0);
     g_assert_cmpint(timed_write(v, 200000, 2048, 100, &secs), ==, 0);
     g_assert_cmpint(lsvd_flush(v), ==, 0);
@@ -1989,7 +1999,6 @@ static void test_batch_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     g_autofree char *conf = NULL, *cache = NULL;
     struct lsvd_volume *v;
     struct lsvd_info info;
-    int64_t t0;
 
     fix_config_full(f, "1M", "64M", 0, keys);
     g_assert_cmpint(lsvd_config_set(f->cfg, "log", "batch_timeout", "1",
@@ -1998,14 +2007,7 @@ static void test_batch_timeout(struct fix *f, gconstpointer data G_GNUC_UNUSED)
     v = vol_open(f, "bt", 0);
     write_pat(v, 100, 64, 1);
     g_assert_cmpint(lsvd_flush(v), ==, 0);
-    t0 = g_get_monotonic_time();
-    do {
-        g_usleep(100000);
-        g_assert_cmpint(lsvd_stat(v, &info), ==, 0);
-    } while (info.journal_bytes > 0 &&
-             g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
-    g_test_message("in the store after %.1f s",
-                   (g_get_monotonic_time() - t0) / 1e6);
+    g_test_message("in the store after %.1f s", wait_drained(v, 10, &info));
     g_assert_cmpuint(info.journal_bytes, ==, 0);
     g_assert_cmpuint(count_objects(f, "bt", NULL), >=, 1);
     /* the cache lost while the volume is open: the store has the write */
