@@ -26,9 +26,10 @@
  * records the result and puts the request on the node's list of completed
  * requests.  The one that finds the list empty schedules a one-shot bottom
  * half, which wakes the coroutines of all the requests on the list by
- * then: the core completes a journal round of writes at once, and waking
- * the AioContext once per round rather than once per request halves the
- * cost of a 4 KiB write (an eventfd write and a poll wakeup each).  A
+ * then: the core completes a journal round of writes at once, so the
+ * AioContext is woken (an eventfd write) about once per round, not once
+ * per request (qemu-img bench, 200k 4 KiB writes at depth 32: 23k write()
+ * calls instead of 187k; no change in throughput was measurable).  A
  * request's state lives on the submitting coroutine's stack: nothing is
  * allocated per request.
  */
@@ -607,6 +608,8 @@ static void qemu_lsvd_complete(void *opaque, int ret)
     LSVDTask *old;
 
     task->ret = ret;
+    /* QSLIST_INSERT_HEAD_ATOMIC() does not return the old head, and
+     * @task may be gone by the time it could be read back */
     do {
         old = qatomic_read(&s->done.slh_first);
         task->next.sle_next = old;

@@ -11,8 +11,8 @@
  *                    map at them, adds them to the batch, and completes
  *                    them; seals full batches; when the journal is full,
  *                    reclaims records already in objects, or waits for PUTs
- *   PUT workers      (objlog) read sealed batches back from the journal,
- *                    encode and PUT them
+ *   PUT workers      (objlog) encode sealed batches, from their copy of
+ *                    the data or read back from the journal, and PUT them
  *   read workers     serve reads: journal map, then object map, then zeros
  *
  * Callbacks run on the journal thread (writes, flushes) or a read worker.
